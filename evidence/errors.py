@@ -1,0 +1,34 @@
+"""Errors of the `evidence` package (pure formats, Merkle math, offline verification).
+
+    EvidenceError                 root; `diagnostics()` is what the CLI prints
+    ├── FormatError               text or bytes that do not parse (a note, a key, a proof, a leaf)
+    └── VerificationError         parsed fine, but a check failed (signature, proof, imprint)
+        ├── ProofError            a Merkle inclusion/consistency proof does not verify
+        └── SignatureError        a note, cosignature or token signature does not verify
+"""
+
+from __future__ import annotations
+
+
+class EvidenceError(Exception):
+    """Root of every error raised by `evidence`."""
+
+    def diagnostics(self) -> str:
+        """One line fit for a CLI user: what failed and, where known, got/want."""
+        return str(self) or type(self).__name__
+
+
+class FormatError(EvidenceError):
+    """Input does not follow the wire format it claims to be."""
+
+
+class VerificationError(EvidenceError):
+    """Input parsed, but does not verify."""
+
+
+class ProofError(VerificationError):
+    """A Merkle proof does not lead to the expected root (message says got X, want Y)."""
+
+
+class SignatureError(VerificationError):
+    """A signature does not verify against the given key."""

@@ -1,0 +1,1 @@
+"""notary_bridge."""
