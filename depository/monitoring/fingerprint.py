@@ -1,0 +1,416 @@
+"""Perceptual fingerprints of registered works and of suspect copies: bytes or text in, values out.
+
+Monitoring must recognise a registered image after a web page has resized, recompressed, cropped or
+recoloured it, and a registered text after it was reflowed, re-punctuated or lightly edited. Exact digests
+(SHA-256) cannot do that, so this module computes *perceptual* fingerprints whose distance grows with how
+different two works look or read, not with how different their bytes are.
+
+The module is pure: no I/O, no database, no clock. Every fingerprint carries the name of the algorithm
+and parameters that produced it (``algorithm``), the same way a digest carries its hash algorithm, so two
+fingerprints made with different settings are never compared by accident.
+
+Images
+    pHash (DCT of a 32x32 greyscale thumbnail, 64 bits) and dHash (horizontal gradient signs of a 9x8
+    thumbnail, 64 bits), both from ``imagehash``. They survive resizing, recompression, brightness and
+    colour changes, but a crop shifts the whole thumbnail and moves pHash by up to ~25 bits. A registered
+    image therefore also stores the hashes of a grid of crops of itself (``crops``): a suspect that is a
+    crop of the original then lands within a few bits of one of them.
+Texts
+    NFKC + casefold + punctuation stripped + whitespace collapsed, word shingles of ``TEXT_SHINGLE_WORDS``
+    words, MinHash (``datasketch``, ``TEXT_NUM_PERM`` permutations). The fraction of equal MinHash values
+    estimates the Jaccard similarity of the shingle sets.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+import imagehash
+import numpy as np
+from datasketch import MinHash
+from PIL import Image, ImageOps
+
+__all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
+    "IMAGE_ALGORITHM",
+    "IMAGE_MATCH_THRESHOLD",
+    "MAX_PHASH_DISTANCE",
+    "TEXT_ALGORITHM",
+    "TEXT_MATCH_THRESHOLD",
+    "FingerprintError",
+    "ImageFingerprint",
+    "TextFingerprint",
+    "fingerprint_image",
+    "fingerprint_text",
+    "image_score",
+    "match",
+    "match_images",
+    "match_texts",
+    "normalise_text",
+    "text_shingles",
+]
+
+
+class FingerprintError(ValueError):
+    """Input that cannot be fingerprinted (not an image, a decompression bomb, empty text) or fingerprints
+    that cannot be compared (different algorithms).
+
+    ``reason`` is a short machine-readable slug the API can put into a problem+json ``type``; the message
+    says what was wrong in words.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+    def diagnostics(self) -> str:
+        """Human-readable explanation for the CLI."""
+        return f"cannot fingerprint or compare: {self.detail} ({self.reason})"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Images
+# ---------------------------------------------------------------------------------------------------------
+
+#: Largest decoded image accepted (width x height). A 40-megapixel photo is bigger than anything a web page
+#: shows; a PNG that claims more is treated as a decompression bomb and refused before any pixel is decoded.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+
+#: Decoders we allow Pillow to try. Fewer plugins means less attack surface for hostile bytes from the web.
+ALLOWED_IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF")
+
+#: Every image is first scaled to fit this box, so crops and hashes cost the same for a 40 MP photo and a
+#: thumbnail, and so the registered image and the suspect go through exactly the same resampling path.
+WORKING_SIZE = 256
+
+#: Crop grid stored with a registered image: for each trimmed fraction, the 3x3 positions (left/centre/
+#: right x top/middle/bottom) of a window that keeps ``1 - fraction`` of width and height. Measured in
+#: bench/bench_fingerprints.py: without it a random 10% crop moves pHash by up to 26 bits, with it by <= 10.
+CROP_FRACTIONS = (0.05, 0.10)
+_CROP_POSITIONS = (0.0, 0.5, 1.0)
+
+IMAGE_ALGORITHM = "imagehash4:phash64+dhash64;L;fit256;crops=3x3@0.05,0.10"
+
+#: Weight of pHash in the image score; dHash reacts to colour shifts on flat areas (measured: up to 26 of 64
+#: bits for a mild channel scaling) so it only nudges the score.
+PHASH_WEIGHT = 0.75
+
+#: pHash distance beyond which two images are never the same work; the index's multi-index hashing is
+#: sized to find every stored hash within this distance (see index.py).
+MAX_PHASH_DISTANCE = 10
+
+#: Score at or above which two images are reported as the same work (tuned in bench/bench_fingerprints.py).
+IMAGE_MATCH_THRESHOLD = 0.82
+
+IMAGE_METHOD = "image:phash+dhash"
+
+
+def _hash_hex(value: int) -> str:
+    return f"{value:016x}"
+
+
+def _parse_hash_hex(text: object) -> int:
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9a-f]{16}", text):
+        raise FingerprintError("bad-fingerprint", f"expected 16 lowercase hex digits, got {text!r}")
+    return int(text, 16)
+
+
+@dataclass(frozen=True)
+class ImageFingerprint:
+    """Perceptual hashes of one image.
+
+    ``phash``/``dhash`` describe the whole image and are what a suspect is looked up by. ``crops`` are the
+    (phash, dhash) pairs of the crop grid; they let a registered work be found from a cropped copy. A
+    fingerprint of a suspect may carry them too (they are cheap), they are simply not used for lookup.
+    """
+
+    phash: int
+    dhash: int
+    width: int
+    height: int
+    crops: tuple[tuple[int, int], ...] = ()
+    algorithm: str = IMAGE_ALGORITHM
+
+    def all_hashes(self) -> tuple[tuple[int, int], ...]:
+        """The whole-image pair followed by the crop pairs: everything a suspect may be compared with."""
+        return ((self.phash, self.dhash), *self.crops)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (hashes as 16 hex digits) for the database column."""
+        return {
+            "algorithm": self.algorithm,
+            "width": self.width,
+            "height": self.height,
+            "phash": _hash_hex(self.phash),
+            "dhash": _hash_hex(self.dhash),
+            "crops": [[_hash_hex(p), _hash_hex(d)] for p, d in self.crops],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ImageFingerprint:
+        """Parse the form written by :meth:`to_dict`; refuses fingerprints of another algorithm."""
+        algorithm = data.get("algorithm")
+        if algorithm != IMAGE_ALGORITHM:
+            raise FingerprintError(
+                "algorithm-mismatch", f"got image algorithm {algorithm!r}, want {IMAGE_ALGORITHM!r}"
+            )
+        crops_raw = data.get("crops", [])
+        if not isinstance(crops_raw, list):
+            raise FingerprintError("bad-fingerprint", "crops must be a list of [phash, dhash] pairs")
+        crops: list[tuple[int, int]] = []
+        for pair in crops_raw:
+            if not isinstance(pair, list | tuple) or len(pair) != 2:
+                raise FingerprintError("bad-fingerprint", f"crop entry {pair!r} is not a [phash, dhash] pair")
+            crops.append((_parse_hash_hex(pair[0]), _parse_hash_hex(pair[1])))
+        width, height = data.get("width"), data.get("height")
+        if not isinstance(width, int) or not isinstance(height, int):
+            raise FingerprintError("bad-fingerprint", "width and height must be integers")
+        return cls(
+            phash=_parse_hash_hex(data.get("phash")),
+            dhash=_parse_hash_hex(data.get("dhash")),
+            width=width,
+            height=height,
+            crops=tuple(crops),
+        )
+
+
+def _decode_image(data: bytes, max_pixels: int) -> tuple[Image.Image, int, int]:
+    """Decode untrusted bytes into a small greyscale working image, refusing bombs before decoding pixels.
+
+    ``Image.open`` reads only the header, so the pixel count is checked before ``load()`` allocates
+    anything. Pillow's own global bomb check may fire first (it warns above ``Image.MAX_IMAGE_PIXELS`` and
+    raises above twice that); both outcomes become the same ``FingerprintError``. We do not mutate the
+    global ``Image.MAX_IMAGE_PIXELS``: that would race between threads of a worker.
+    """
+    try:
+        opened = Image.open(io.BytesIO(data), formats=ALLOWED_IMAGE_FORMATS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise FingerprintError("decompression-bomb", f"image header claims too many pixels ({e})") from e
+    except Exception as e:
+        # Pillow raises a zoo of types on hostile input (UnidentifiedImageError, SyntaxError, struct.error,
+        # IndexError...). All of them mean the same thing to the caller.
+        raise FingerprintError("not-an-image", f"bytes are not a supported image ({e})") from e
+    width, height = opened.size
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise FingerprintError(
+            "decompression-bomb", f"image claims {width}x{height} pixels, limit is {max_pixels} pixels"
+        )
+    try:
+        # JPEG can decode at 1/2, 1/4, 1/8 scale for free; keeps a 40 MP photo cheap.
+        opened.draft("RGB", (WORKING_SIZE * 2, WORKING_SIZE * 2))
+        opened.load()
+        image: Image.Image = ImageOps.exif_transpose(opened)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            # Transparent pixels become white, as browsers show them on a default page and as a JPEG copy
+            # of a transparent PNG usually looks.
+            rgba = image.convert("RGBA")
+            canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(canvas, rgba)
+        grey = image.convert("L")
+        grey.thumbnail((WORKING_SIZE, WORKING_SIZE), Image.Resampling.LANCZOS)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise FingerprintError("decompression-bomb", f"image expands too far ({e})") from e
+    except Exception as e:
+        raise FingerprintError("not-an-image", f"image data is corrupt or truncated ({e})") from e
+    return grey, width, height
+
+
+def _hash_pair(image: Image.Image) -> tuple[int, int]:
+    return int(str(imagehash.phash(image)), 16), int(str(imagehash.dhash(image)), 16)
+
+
+def _crop_grid(image: Image.Image) -> list[Image.Image]:
+    width, height = image.size
+    out: list[Image.Image] = []
+    for fraction in CROP_FRACTIONS:
+        dx, dy = round(width * fraction), round(height * fraction)
+        for fy in _CROP_POSITIONS:
+            for fx in _CROP_POSITIONS:
+                left, top = round(fx * dx), round(fy * dy)
+                out.append(image.crop((left, top, left + width - dx, top + height - dy)))
+    return out
+
+
+def fingerprint_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS, with_crops: bool = True
+) -> ImageFingerprint:
+    """Fingerprint encoded image bytes (PNG, JPEG, GIF, WebP, BMP, TIFF).
+
+    ``with_crops=False`` skips the crop grid: suspects are looked up by their whole-image hashes only, so a
+    crawler can save the 18 extra hashes per picture. Registered works must keep the default.
+
+    Raises ``FingerprintError`` (reason ``not-an-image`` or ``decompression-bomb``) for anything else.
+    """
+    grey, width, height = _decode_image(data, max_pixels)
+    phash, dhash = _hash_pair(grey)
+    crops = tuple(_hash_pair(c) for c in _crop_grid(grey)) if with_crops else ()
+    return ImageFingerprint(phash=phash, dhash=dhash, width=width, height=height, crops=crops)
+
+
+@overload
+def image_score(phash_distance: int, dhash_distance: int) -> float: ...
+@overload
+def image_score(phash_distance: np.ndarray, dhash_distance: np.ndarray) -> np.ndarray: ...
+def image_score(phash_distance: Any, dhash_distance: Any) -> Any:
+    """Similarity in [0, 1] from two Hamming distances over 64 bits; works on ints or numpy arrays.
+
+    Shared by :func:`match_images` and the index so a pairwise check and an index lookup agree exactly.
+    """
+    return 1.0 - (PHASH_WEIGHT * phash_distance + (1.0 - PHASH_WEIGHT) * dhash_distance) / 64.0
+
+
+def _check_same_algorithm(kind: str, a: str, b: str) -> None:
+    if a != b:
+        raise FingerprintError("algorithm-mismatch", f"cannot compare {kind} fingerprints {a!r} and {b!r}")
+
+
+def match_images(a: ImageFingerprint, b: ImageFingerprint) -> tuple[float, str]:
+    """Best score of either image's whole-image hashes against all of the other's (whole + crops).
+
+    Symmetric, so it does not matter which argument is the registered work. Pairs further than
+    ``MAX_PHASH_DISTANCE`` in pHash score 0: the index cannot find them, and a pairwise check must not
+    claim what a lookup would miss.
+    """
+    _check_same_algorithm("image", a.algorithm, b.algorithm)
+    best = 0.0
+    for probe, stored in (((a.phash, a.dhash), b.all_hashes()), ((b.phash, b.dhash), a.all_hashes())):
+        for phash, dhash in stored:
+            pd = (probe[0] ^ phash).bit_count()
+            if pd <= MAX_PHASH_DISTANCE:
+                best = max(best, image_score(pd, (probe[1] ^ dhash).bit_count()))
+    return best, IMAGE_METHOD
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Texts
+# ---------------------------------------------------------------------------------------------------------
+
+#: Words per shingle. Measured in the bench: k=3 keeps 5%-edited copies above Jaccard ~0.7 while unrelated
+#: licence and README paragraphs stay below ~0.1; k=5 halves the edited copies' similarity.
+TEXT_SHINGLE_WORDS = 3
+TEXT_NUM_PERM = 128
+TEXT_MINHASH_SEED = 1
+_TEXT_SCHEME = "affine32"
+TEXT_ALGORITHM = (
+    f"minhash-{_TEXT_SCHEME}:perm={TEXT_NUM_PERM};seed={TEXT_MINHASH_SEED};"
+    f"shingle={TEXT_SHINGLE_WORDS}w;nfkc-casefold-nopunct"
+)
+
+#: Estimated Jaccard at or above which two texts are reported as the same work (tuned in the bench).
+TEXT_MATCH_THRESHOLD = 0.45
+
+TEXT_METHOD = "text:minhash-jaccard"
+
+_HYPHEN_BREAK = re.compile(r"(\w)-[ \t]*\r?\n\s*(\w)")
+_APOSTROPHES = re.compile(r"['\u2018\u2019\u02bc`´]")
+_WHITESPACE = re.compile(r"\s+")
+
+# One MinHash template: permutation generation is the expensive part of constructing a MinHash.
+_TEMPLATE = MinHash(num_perm=TEXT_NUM_PERM, seed=TEXT_MINHASH_SEED, scheme=_TEXT_SCHEME)
+
+
+def normalise_text(text: str) -> str:
+    """Reduce text to lowercase words separated by single spaces.
+
+    Why each step: NFKC folds ligatures, full-width forms and compatibility characters a republisher's
+    editor may introduce; casefold is Unicode-aware lowercasing; words hyphenated across a line end are
+    rejoined so reflowing does not split them; apostrophes are deleted (``don't``/``don’t``/``dont`` agree)
+    and all other punctuation and symbols become spaces; whitespace runs collapse, so line breaks vanish.
+    """
+    text = unicodedata.normalize("NFKC", text)
+    text = _HYPHEN_BREAK.sub(r"\1\2", text)
+    text = _APOSTROPHES.sub("", text.casefold())
+    text = "".join(" " if unicodedata.category(ch)[0] in "PSC" else ch for ch in text)
+    return _WHITESPACE.sub(" ", text).strip()
+
+
+def text_shingles(normalised: str, k: int = TEXT_SHINGLE_WORDS) -> set[str]:
+    """Distinct runs of ``k`` consecutive words; a text shorter than ``k`` words is one shingle."""
+    words = normalised.split(" ") if normalised else []
+    if not words:
+        return set()
+    if len(words) < k:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + k]) for i in range(len(words) - k + 1)}
+
+
+@dataclass(frozen=True)
+class TextFingerprint:
+    """MinHash signature of a text's shingle set, plus the set's size (for reporting and sanity checks)."""
+
+    hashvalues: tuple[int, ...]
+    shingle_count: int
+    algorithm: str = TEXT_ALGORITHM
+    _array: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.hashvalues) != TEXT_NUM_PERM:
+            raise FingerprintError(
+                "bad-fingerprint", f"got {len(self.hashvalues)} MinHash values, want {TEXT_NUM_PERM}"
+            )
+        object.__setattr__(self, "_array", np.asarray(self.hashvalues, dtype=np.uint32))
+
+    def array(self) -> np.ndarray:
+        """The signature as a uint32 array (what datasketch stores), for vectorised comparison."""
+        return self._array
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the signature is big-endian uint32 values as one hex string (1,024 digits)."""
+        return {
+            "algorithm": self.algorithm,
+            "shingle_count": self.shingle_count,
+            "hashvalues": self._array.astype(">u4").tobytes().hex(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TextFingerprint:
+        """Parse the form written by :meth:`to_dict`; refuses fingerprints of another algorithm."""
+        algorithm = data.get("algorithm")
+        if algorithm != TEXT_ALGORITHM:
+            raise FingerprintError(
+                "algorithm-mismatch", f"got text algorithm {algorithm!r}, want {TEXT_ALGORITHM!r}"
+            )
+        raw, count = data.get("hashvalues"), data.get("shingle_count")
+        if not isinstance(raw, str) or not re.fullmatch(f"[0-9a-f]{{{8 * TEXT_NUM_PERM}}}", raw):
+            raise FingerprintError("bad-fingerprint", f"hashvalues must be {8 * TEXT_NUM_PERM} hex digits")
+        if not isinstance(count, int) or count < 1:
+            raise FingerprintError("bad-fingerprint", "shingle_count must be a positive integer")
+        values = np.frombuffer(bytes.fromhex(raw), dtype=">u4")
+        return cls(hashvalues=tuple(int(v) for v in values), shingle_count=count)
+
+
+def fingerprint_text(text: str) -> TextFingerprint:
+    """Fingerprint plain text (a registered document, or text extracted from a suspect HTML page).
+
+    Raises ``FingerprintError("empty-text", ...)`` when nothing word-like is left after normalisation:
+    an empty signature would otherwise match every other empty one.
+    """
+    shingles = text_shingles(normalise_text(text))
+    if not shingles:
+        raise FingerprintError("empty-text", "text contains no words")
+    minhash = _TEMPLATE.copy()
+    minhash.update_batch([s.encode("utf-8") for s in shingles])
+    return TextFingerprint(hashvalues=tuple(int(v) for v in minhash.hashvalues), shingle_count=len(shingles))
+
+
+def match_texts(a: TextFingerprint, b: TextFingerprint) -> tuple[float, str]:
+    """Estimated Jaccard similarity of the two shingle sets (fraction of equal MinHash values)."""
+    _check_same_algorithm("text", a.algorithm, b.algorithm)
+    return float(np.mean(a.array() == b.array())), TEXT_METHOD
+
+
+def match(
+    a: ImageFingerprint | TextFingerprint, b: ImageFingerprint | TextFingerprint
+) -> tuple[float, str]:
+    """Score two fingerprints of the same kind; ``(score in [0, 1], method name)``."""
+    if isinstance(a, ImageFingerprint) and isinstance(b, ImageFingerprint):
+        return match_images(a, b)
+    if isinstance(a, TextFingerprint) and isinstance(b, TextFingerprint):
+        return match_texts(a, b)
+    raise FingerprintError("kind-mismatch", f"cannot compare {type(a).__name__} with {type(b).__name__}")
+
