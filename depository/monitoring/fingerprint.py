@@ -404,13 +404,10 @@ def match_texts(a: TextFingerprint, b: TextFingerprint) -> tuple[float, str]:
     return float(np.mean(a.array() == b.array())), TEXT_METHOD
 
 
-def match(
-    a: ImageFingerprint | TextFingerprint, b: ImageFingerprint | TextFingerprint
-) -> tuple[float, str]:
+def match(a: ImageFingerprint | TextFingerprint, b: ImageFingerprint | TextFingerprint) -> tuple[float, str]:
     """Score two fingerprints of the same kind; ``(score in [0, 1], method name)``."""
     if isinstance(a, ImageFingerprint) and isinstance(b, ImageFingerprint):
         return match_images(a, b)
     if isinstance(a, TextFingerprint) and isinstance(b, TextFingerprint):
         return match_texts(a, b)
     raise FingerprintError("kind-mismatch", f"cannot compare {type(a).__name__} with {type(b).__name__}")
-
