@@ -44,6 +44,7 @@ __all__ = [
     "FallbackTimeStamper",
     "HttpTimeStamper",
     "LocalTimeStamper",
+    "TimeStampResp",
     "TimeStamper",
     "TimestampRequestError",
     "TsaCore",
@@ -69,6 +70,19 @@ _CRYPTO_HASHES: dict[str, hashes.HashAlgorithm] = {
     "sha384": hashes.SHA384(),
     "sha512": hashes.SHA512(),
 }
+
+
+class TimeStampResp(core.Sequence):
+    """RFC 3161 TimeStampResp with the token OPTIONAL, as the RFC has it.
+
+    asn1crypto's `tsp.TimeStampResp` marks `timeStampToken` mandatory, so it can neither build nor
+    parse a `rejection` (which carries no token); this definition is used for both.
+    """
+
+    _fields = [  # noqa: RUF012 (asn1crypto's declarative schema)
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
 
 
 class TimestampRequestError(TimestampError):
@@ -112,7 +126,7 @@ class TsaCore:
         self.policy_oid = policy_oid
         self._clock: Clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
-    def answer(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+    def answer(self, req: tsp.TimeStampReq) -> TimeStampResp:
         """Grant or reject one parsed request (RFC 3161 §2.4.2 failure codes for what we refuse)."""
         if req["version"].native != "v1":
             return _rejection("bad_request", f"version {req['version'].native}: want v1")
@@ -133,7 +147,7 @@ class TsaCore:
         if req["extensions"].native:
             return _rejection("unaccepted_extensions", "no request extensions are supported")
         token = self._sign(req, self._clock().astimezone(dt.UTC))
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
+        return TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
 
     def _sign(self, req: tsp.TimeStampReq, now: dt.datetime) -> cms.ContentInfo:
         tst_info: dict[str, object] = {
@@ -353,7 +367,7 @@ def _token_from_response(
 ) -> bytes:
     """Extract the token from a DER TimeStampResp, check status and verify it; TimestampError if not."""
     try:
-        resp = tsp.TimeStampResp.load(resp_der, strict=True)
+        resp = TimeStampResp.load(resp_der, strict=True)
         status = resp["status"]["status"].native
         status_text = resp["status"]["status_string"].native
         fail_info = resp["status"]["fail_info"].native
@@ -387,8 +401,8 @@ def _hash_name(name: str) -> str:
         raise TimestampError(e.diagnostics()) from e
 
 
-def _rejection(fail_info: str, text: str) -> tsp.TimeStampResp:
-    return tsp.TimeStampResp(
+def _rejection(fail_info: str, text: str) -> TimeStampResp:
+    return TimeStampResp(
         {"status": {"status": "rejection", "status_string": [text], "fail_info": {fail_info}}}
     )
 

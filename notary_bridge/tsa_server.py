@@ -80,11 +80,14 @@ class TsaApp:
             return response
         if request.mimetype != QUERY_TYPE:
             return _problem(415, "Unsupported Media Type", f"Content-Type must be {QUERY_TYPE}")
+        too_large = _problem(
+            413, "Content Too Large", f"a TimeStampReq is far below {MAX_REQUEST_BYTES} bytes"
+        )
         if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-            return _problem(413, "Content Too Large", f"a TimeStampReq is far below {MAX_REQUEST_BYTES} bytes")
+            return too_large
         body = request.get_data(cache=False)
         if len(body) > MAX_REQUEST_BYTES:
-            return _problem(413, "Content Too Large", f"a TimeStampReq is far below {MAX_REQUEST_BYTES} bytes")
+            return too_large
         try:
             reply = answer_request(body, self.core)
         except TimestampRequestError as e:
@@ -114,7 +117,9 @@ class ServerThread:
         self._server = make_server(host, port, app, threaded=True)
         self.host = host
         self.port = self._server.server_port
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"tsa-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"tsa-http-{self.port}", daemon=True
+        )
         self._stopped = False
 
     @property

@@ -56,7 +56,10 @@ def test_round_trip_parses_what_was_stamped(tsa: tuple[TsaCore, bytes]) -> None:
     assert info.policy_oid == DEFAULT_POLICY_OID
     assert info.tsa_name is not None and "Test TSA" in info.tsa_name
     assert info.tsa_cert == core.cert.dump()
-    assert ca in [x509.load_der_x509_certificate(c).public_bytes(serialization.Encoding.PEM) for c in info.certs]
+    embedded = [
+        x509.load_der_x509_certificate(c).public_bytes(serialization.Encoding.PEM) for c in info.certs
+    ]
+    assert ca in embedded
 
 
 def test_local_timestamper_returns_verified_token(tsa: tuple[TsaCore, bytes]) -> None:
@@ -147,7 +150,9 @@ def _cert_with_eku(ca_key_pem: bytes, ca_cert_pem: bytes, *, critical: bool) -> 
         .not_valid_after(now + dt.timedelta(days=400))
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=critical)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key_pem = key.private_bytes(
@@ -171,7 +176,7 @@ def test_signer_cert_is_not_a_tsa_cert_fails() -> None:
     ca_key, ca_cert = pki.make_ca("Signer Root")
     key, cert = pki.make_signer_cert(ca_key, ca_cert, "Packet Signer")
     token = _token(TsaCore(key, cert, [ca_cert]))
-    with pytest.raises(VerificationError, match="extendedKeyUsage: got .*want timeStamping only"):
+    with pytest.raises(VerificationError, match=r"extendedKeyUsage: got .*want timeStamping only"):
         verify_token(token, DIGEST, "sha256", [ca_cert])
 
 
@@ -184,7 +189,10 @@ def test_gen_time_outside_certificate_validity_fails() -> None:
         verify_token(token, DIGEST, "sha256", [ca_cert])
 
 
-@pytest.mark.parametrize("blob", [b"", b"\x30\x03\x02\x01\x01", b"not der at all", b"\x30\x80" + b"\x00" * 10])
+GARBAGE = [b"", b"\x30\x03\x02\x01\x01", b"not der at all", b"\x30\x80" + b"\x00" * 10]
+
+
+@pytest.mark.parametrize("blob", GARBAGE)
 def test_garbage_is_a_format_error(blob: bytes) -> None:
     with pytest.raises(FormatError):
         parse_token(blob)
