@@ -169,7 +169,17 @@ class Verifier(Protocol):
         ...
 
 
-def key_label(k: Signer | Verifier | NoteSignature) -> str:
+class KeyRef(Protocol):
+    """Anything naming a key: a signer, a verifier, or a signature line."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def key_id(self) -> int: ...
+
+
+def key_label(k: KeyRef) -> str:
     """`name+hex8`, how messages name a key."""
     return f"{k.name}+{k.key_id:08x}"
 

@@ -68,7 +68,7 @@ def test_bad_verifier_keys_rejected(bad: str) -> None:
 
 def test_trailing_junk_with_a_matching_hash_is_rejected() -> None:
     """A canonical-base64 key that is too long, whose key ID is computed over the long key."""
-    key = base64.b64decode(VEC["verifier_key"].split("+")[2]) + b"junk"
+    key = base64.b64decode(VEC["verifier_key"].split("+", 2)[2]) + b"junk"
     vkey = format_vkey("PeterNeumann", key)
     with pytest.raises(FormatError, match="Ed25519"):
         parse_verifier_key(vkey)
