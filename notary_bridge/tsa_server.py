@@ -117,8 +117,9 @@ class ServerThread:
         self._server = make_server(host, port, app, threaded=True)
         self.host = host
         self.port = self._server.server_port
+        # A short poll interval makes stop() take ~50 ms instead of serve_forever's default 0.5 s.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"tsa-http-{self.port}", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=f"tsa-http-{self.port}", daemon=True
         )
         self._stopped = False
 
