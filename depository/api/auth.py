@@ -1,0 +1,15 @@
+"""Request authentication: `Authorization: Bearer <api key>` to a Principal with scopes."""
+
+from __future__ import annotations
+
+from flask import current_app, g, request
+
+from depository.tenants import Principal
+
+
+def principal(scope: str) -> Principal:
+    """The caller's principal, requiring `scope`; raises Unauthorized / Forbidden (401 / 403)."""
+    p: Principal = current_app.extensions["depository"].tenants.authenticate(request.headers.get("Authorization"))
+    p.require(scope)
+    g.principal = p
+    return p

@@ -1,0 +1,247 @@
+"""Deposits API: intake (file, hash-only, batch), lookup, proofs and matters.
+
+Every read is scoped to the caller's tenant, and a deposit of another tenant answers 404 exactly like a
+missing one (existence does not leak).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from typing import IO, Any
+
+from evidence.leaf import KINDS
+from flask import Blueprint, Request, Response, current_app, jsonify, request
+
+from depository.api.auth import principal
+from depository.deposits import Deposit, DepositRequest, merge_refs, request_fingerprint
+from depository.errors import BadRequest, Overloaded, ValidationFailed
+from depository.kinds import validate_metadata
+from depository.proofs import build_proof
+from depository.wiring import Services
+from evidence.hashes import DualHasher
+
+bp = Blueprint("deposits", __name__)
+MAX_WAIT_S = 30.0
+
+
+def services() -> Services:
+    return current_app.extensions["depository"]  # type: ignore[no-any-return]
+
+
+class HashingSpool:
+    """A temporary file that hashes (SHA-256 and SM3) what is written to it: one pass over an upload."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=1 << 20)
+        self.hasher = DualHasher()
+
+    def write(self, chunk: bytes) -> int:
+        self.hasher.update(chunk)
+        return self.file.write(chunk)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.file, name)
+
+
+class DepositoryRequest(Request):
+    """Streams multipart file parts into HashingSpool, so a file is hashed as it arrives."""
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+        return HashingSpool()  # type: ignore[return-value]
+
+
+def _wait_arg() -> float:
+    raw = request.args.get("wait")
+    if raw is None:
+        return 0.0
+    try:
+        wait = float(raw)
+    except ValueError as e:
+        raise BadRequest("wait must be a number of seconds") from e
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise BadRequest(f"wait must be between 0 and {MAX_WAIT_S:g} seconds")
+    return wait
+
+
+def _json_body() -> Any:
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise BadRequest(f"request body is not valid JSON: {e}") from e
+
+
+def _with_status(deps: list[Deposit]) -> list[dict[str, Any]]:
+    s = services()
+    statuses = s.deposits_status([d.leaf_index for d in deps])
+    out = []
+    for d in deps:
+        d.status = statuses[d.leaf_index]
+        out.append(d.to_json())
+    return out
+
+
+def _idempotency(body: bytes) -> tuple[str, bytes] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 255 or not key.isprintable():
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable characters")
+    return key, request_fingerprint(request.path.encode() + b"\0" + body)
+
+
+def _finish(result: Any, status: int, wrap: Any) -> Response:
+    if isinstance(result, tuple):  # an idempotent replay: the stored answer, byte for byte
+        code, body = result
+        resp = Response(body, status=code, mimetype="application/json")
+        resp.headers["Idempotent-Replayed"] = "true"
+        return resp
+    deps: list[Deposit] = result
+    wait = _wait_arg()
+    if wait and deps:
+        services().log.wait_for_size(max(d.leaf_index for d in deps) + 1, wait)
+    resp = jsonify(wrap(_with_status(deps)))
+    resp.status_code = status
+    return resp
+
+
+@bp.post("/v1/deposits")
+def create_deposit() -> Response:
+    p = principal("deposit")
+    s = services()
+    s.check_backpressure(p)
+    ctype = request.mimetype
+    if ctype == "multipart/form-data":
+        return _create_from_file(p.tenant_id)
+    if ctype != "application/json":
+        raise BadRequest("send multipart/form-data (file, kind, metadata) or application/json (hash only)")
+    body = request.get_data(cache=True)
+    req = DepositRequest.from_json(_json_body())
+    idem = _idempotency(body)
+
+    def answer(deps: list[Deposit]) -> tuple[int, str]:
+        return 201, json.dumps(_plain(deps[0]))
+
+    result = s.deposits.create_many(p.tenant_id, [req], idempotency=idem, response_builder=answer)
+    return _finish(result, 201, lambda items: items[0])
+
+
+def _plain(d: Deposit) -> dict[str, Any]:
+    d.status = "pending"
+    return d.to_json()
+
+
+def _create_from_file(tenant_id: str) -> Response:
+    s = services()
+    upload = request.files.get("file")
+    if upload is None or not isinstance(upload.stream, HashingSpool):
+        raise BadRequest("multipart deposit needs a 'file' part")
+    kind = request.form.get("kind", "")
+    if kind not in KINDS:
+        raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}")
+    try:
+        metadata = json.loads(request.form.get("metadata") or "{}")
+    except ValueError as e:
+        raise ValidationFailed(f"metadata is not valid JSON: {e}") from e
+    metadata = merge_refs(metadata, request.form.get("matter") or None, request.form.get("follows") or None)
+    validate_metadata(kind, metadata)
+    spool: HashingSpool = upload.stream
+    h = spool.hasher
+    filename = (upload.filename or "upload.bin").replace("/", "_").replace("\\", "_")[:255]
+    req = DepositRequest(kind, h.sha256, h.sm3, h.size, metadata, filename,
+                         upload.mimetype or "application/octet-stream")
+    tenant = s.tenants.get(tenant_id)
+    deposit_id = None
+    stored = False
+    if tenant.store_content and tenant.wrapped_content_key:
+        from depository.deposits import new_deposit_id
+
+        deposit_id = new_deposit_id()
+        spool.file.seek(0)
+        # Content first, then the deposit: an acknowledged deposit never lacks the content it promised.
+        s.content.put(tenant_id, deposit_id, tenant.content_cipher, tenant.wrapped_content_key, spool.file)
+        stored = True
+    idem = _idempotency(b"file\0" + h.sha256 + h.sm3 + json.dumps(metadata, sort_keys=True).encode())
+
+    def answer(deps: list[Deposit]) -> tuple[int, str]:
+        return 201, json.dumps(_plain(deps[0]))
+
+    result = s.deposits.create_many(tenant_id, [req], ids=[deposit_id] if deposit_id else None,
+                                    content_stored=stored, idempotency=idem, response_builder=answer)
+    return _finish(result, 201, lambda items: items[0])
+
+
+@bp.post("/v1/deposits/batch")
+def create_batch() -> Response:
+    p = principal("deposit")
+    s = services()
+    s.check_backpressure(p)
+    if request.mimetype != "application/json":
+        raise BadRequest("send application/json: {\"deposits\": [...]}")
+    body = request.get_data(cache=True)
+    obj = _json_body()
+    if not isinstance(obj, dict) or not isinstance(obj.get("deposits"), list) or set(obj) != {"deposits"}:
+        raise ValidationFailed('the body must be {"deposits": [<hash-only deposit>, ...]}')
+    items = obj["deposits"]
+    if not 1 <= len(items) <= s.config.max_batch_deposits:
+        raise ValidationFailed(f"a batch holds 1 to {s.config.max_batch_deposits} deposits; got {len(items)}")
+    reqs = [DepositRequest.from_json(item, where=f"deposits[{i}]") for i, item in enumerate(items)]
+    idem = _idempotency(body)
+
+    def answer(deps: list[Deposit]) -> tuple[int, str]:
+        return 201, json.dumps({"deposits": [_plain(d) for d in deps]})
+
+    result = s.deposits.create_many(p.tenant_id, reqs, idempotency=idem, response_builder=answer)
+    return _finish(result, 201, lambda items: {"deposits": items})
+
+
+@bp.get("/v1/deposits/<deposit_id>")
+def get_deposit(deposit_id: str) -> Response:
+    p = principal("read")
+    d = services().deposits.get(p.tenant_id, deposit_id)
+    return jsonify(_with_status([d])[0])
+
+
+@bp.get("/v1/deposits")
+def find_deposits() -> Response:
+    p = principal("read")
+    sha256 = request.args.get("sha256")
+    matter = request.args.get("matter")
+    try:
+        limit = int(request.args.get("limit", "100"))
+        offset = int(request.args.get("offset", "0"))
+    except ValueError as e:
+        raise BadRequest("limit and offset must be integers") from e
+    deps = services().deposits.find(p.tenant_id, sha256=sha256, matter=matter, kind=request.args.get("kind"),
+                                    limit=limit, offset=offset)
+    return jsonify({"deposits": _with_status(deps)})
+
+
+@bp.get("/v1/deposits/<deposit_id>/proof")
+def get_proof(deposit_id: str) -> Response:
+    p = principal("proof")
+    s = services()
+    d = s.deposits.get(p.tenant_id, deposit_id)
+    return jsonify(build_proof(s, d))
+
+
+@bp.get("/v1/matters/<path:ref>")
+def get_matter(ref: str) -> Response:
+    p = principal("read")
+    s = services()
+    deps = s.deposits.find(p.tenant_id, matter=ref, limit=1000)
+    if not deps:
+        from depository.errors import NotFound
+
+        raise NotFound(f"no deposits in matter {ref}")
+    items = _with_status(deps)
+    want_proofs = request.args.get("proofs", "1") != "0"
+    if want_proofs:
+        for item, d in zip(items, deps, strict=True):
+            item["proof"] = build_proof(s, d, allow_pending=True)
+    return jsonify({"matter": ref, "deposits": items})
+
+
+__all__ = ["DepositoryRequest", "Overloaded", "bp"]

@@ -1,0 +1,47 @@
+"""Flask application factory (flaskr style): `create_app(config=None, services=None)`."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+
+from depository.api import log_routes, problems
+from depository.config import Config, load_config
+from depository.wiring import Services, build_services
+
+
+def create_app(config: Config | None = None, services: Services | None = None) -> Flask:
+    config = config or load_config()
+    services = services or build_services(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 1024 * 1024
+    app.extensions["depository"] = services
+    problems.init_app(app)
+    app.register_blueprint(log_routes.bp)
+    _register_optional_blueprints(app)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        report = services.health()
+        resp = jsonify(report)
+        resp.status_code = 200 if report["status"] == "ok" else 503
+        return resp
+
+    @app.after_request
+    def _security_headers(resp: Response) -> Response:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        resp.headers.setdefault("X-Frame-Options", "DENY")
+        return resp
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    """Blueprints of later features register here; each module owns its routes."""
+    from depository.api import deposits_routes, metrics_routes
+
+    app.register_blueprint(deposits_routes.bp)
+    app.register_blueprint(metrics_routes.bp)

@@ -1,0 +1,271 @@
+"""Deposits: intake (file, hash-only, batch), lookup, status and matters.
+
+A deposit is acknowledged only after its transaction commits: the deposit row and its sequenced log entry
+are written together (log.sequence inside the same transaction), so a 2xx always means the entry has a
+durable index and cannot be lost. Batches are all-or-nothing: one invalid item rejects the whole request
+before anything is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from evidence.leaf import KINDS, LeafData, meta_hash
+from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from depository.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from depository.kinds import ID_RE, validate_metadata
+from depository.log import Log
+from depository.models import DepositRow, IdempotencyRow
+from evidence.hashes import parse_hex64
+
+STATUSES = ("pending", "sequenced", "timestamped", "witnessed")
+
+
+@dataclass
+class DepositRequest:
+    """One validated deposit, before it has an id."""
+
+    kind: str
+    sha256: bytes
+    sm3: bytes
+    size: int | None
+    metadata: dict[str, Any]
+    filename: str | None = None
+    content_type: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any, *, where: str = "") -> DepositRequest:
+        """Parse a hash-only deposit object (`kind`, `sha256`, `sm3`, `size`?, `filename`?, `metadata`)."""
+        pre = f"{where}: " if where else ""
+        if not isinstance(obj, dict):
+            raise ValidationFailed(f"{pre}a deposit must be a JSON object")
+        unknown = set(obj) - {"kind", "sha256", "sm3", "size", "filename", "metadata", "matter", "follows",
+                              "content_type"}
+        if unknown:
+            raise ValidationFailed(f"{pre}unknown field(s): {', '.join(sorted(unknown))}")
+        kind = obj.get("kind")
+        if kind not in KINDS:
+            raise ValidationFailed(f"{pre}kind must be one of {', '.join(KINDS)}")
+        try:
+            sha256 = parse_hex64(obj.get("sha256"), "sha256")  # type: ignore[arg-type]
+            sm3 = parse_hex64(obj.get("sm3"), "sm3")  # type: ignore[arg-type]
+        except Exception as e:
+            raise ValidationFailed(f"{pre}{e}") from e
+        size = obj.get("size")
+        if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+            raise ValidationFailed(f"{pre}size must be a non-negative integer")
+        filename = obj.get("filename")
+        if filename is not None and (not isinstance(filename, str) or not 0 < len(filename) <= 255):
+            raise ValidationFailed(f"{pre}filename must be a string of 1 to 255 characters")
+        metadata = merge_refs(obj.get("metadata", {}), obj.get("matter"), obj.get("follows"), pre)
+        try:
+            validate_metadata(kind, metadata)
+        except ValidationFailed as e:
+            raise ValidationFailed(pre + e.detail, extra=e.extra) from e
+        return cls(kind, sha256, sm3, size, metadata, filename, obj.get("content_type"))
+
+
+def merge_refs(metadata: Any, matter: Any, follows: Any, pre: str = "") -> dict[str, Any]:
+    """Fold top-level `matter`/`follows` into the metadata (where the leaf's meta hash covers them)."""
+    if not isinstance(metadata, dict):
+        raise ValidationFailed(f"{pre}metadata must be a JSON object")
+    metadata = dict(metadata)
+    for key, value in (("matter", matter), ("follows", follows)):
+        if value is None:
+            continue
+        if key in metadata and metadata[key] != value:
+            raise ValidationFailed(f"{pre}{key} given twice with different values")
+        metadata[key] = value
+    if len(json.dumps(metadata)) > 64 * 1024:
+        raise ValidationFailed(f"{pre}metadata is larger than 64 KiB")
+    return metadata
+
+
+@dataclass
+class Deposit:
+    id: str
+    tenant_id: str
+    kind: str
+    sha256: str
+    sm3: str
+    size: int | None
+    filename: str | None
+    content_type: str | None
+    metadata: dict[str, Any]
+    received: datetime
+    leaf_index: int
+    content_stored: bool
+    status: str = "pending"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, r: Any) -> Deposit:
+        received = r.received if r.received.tzinfo else r.received.replace(tzinfo=UTC)
+        return cls(r.id, r.tenant_id, r.kind, r.sha256, r.sm3, r.size, r.filename, r.content_type,
+                   json.loads(r.metadata_json), received, r.leaf_index, r.content_stored)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"id": self.id, "kind": self.kind, "sha256": self.sha256, "sm3": self.sm3, "size": self.size,
+               "filename": self.filename, "content_type": self.content_type,
+               "received": rfc3339_ms(self.received), "leaf_index": self.leaf_index,
+               "status": self.status, "matter": self.metadata.get("matter"),
+               "follows": self.metadata.get("follows"), "metadata": self.metadata,
+               "content_stored": self.content_stored}
+        out.update(self.extra)
+        return out
+
+
+def rfc3339_ms(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def new_deposit_id() -> str:
+    return "dep_" + secrets.token_hex(12)
+
+
+def request_fingerprint(body: bytes) -> bytes:
+    return hashlib.sha256(body).digest()
+
+
+class Deposits:
+    def __init__(self, engine: Engine, the_log: Log) -> None:
+        self.engine = engine
+        self.log = the_log
+
+    # ---- intake ------------------------------------------------------------------------------------
+
+    def _rows(self, tenant_id: str, reqs: Sequence[DepositRequest], ids: Sequence[str] | None = None,
+              content_stored: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]]:
+        now = datetime.now(UTC)
+        received = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        rows, entries = [], []
+        for i, req in enumerate(reqs):
+            dep_id = ids[i] if ids else new_deposit_id()
+            leaf = LeafData(id=dep_id, kind=req.kind, sha256=req.sha256, sm3=req.sm3, size=req.size,
+                            received=received, depositor=tenant_id, meta=meta_hash(req.metadata),
+                            salt=secrets.token_bytes(16))
+            entries.append((dep_id, leaf.to_bytes()))
+            rows.append({"id": dep_id, "tenant_id": tenant_id, "kind": req.kind, "sha256": req.sha256.hex(),
+                         "sm3": req.sm3.hex(), "size": req.size, "filename": req.filename,
+                         "content_type": req.content_type,
+                         "metadata_json": json.dumps(req.metadata, separators=(",", ":")),
+                         "matter": req.metadata.get("matter"), "follows": req.metadata.get("follows"),
+                         "received": received, "leaf_index": -1, "content_stored": content_stored})
+        return rows, entries
+
+    def _check_follows(self, conn: Connection, tenant_id: str, reqs: Sequence[DepositRequest]) -> None:
+        wanted = {r.metadata["follows"] for r in reqs if r.metadata.get("follows")}
+        if not wanted:
+            return
+        found = set(conn.execute(select(DepositRow.id).where(
+            DepositRow.tenant_id == tenant_id, DepositRow.id.in_(wanted))).scalars())
+        missing = wanted - found
+        if missing:
+            raise ValidationFailed(f"follows names unknown deposit(s): {', '.join(sorted(missing))}")
+
+    def create_many(self, tenant_id: str, reqs: Sequence[DepositRequest], *, ids: Sequence[str] | None = None,
+                    content_stored: bool = False, idempotency: tuple[str, bytes] | None = None,
+                    response_builder: Any = None) -> list[Deposit] | tuple[int, str]:
+        """Sequence deposits in one transaction. With `idempotency=(key, request hash)`, returns the stored
+        `(status, response json)` of an earlier identical request instead, or raises Conflict."""
+        if idempotency:
+            replay = self._idempotent_replay(tenant_id, *idempotency)
+            if replay is not None:
+                return replay
+        rows, entries = self._rows(tenant_id, reqs, ids, content_stored)
+        try:
+            with self.engine.begin() as conn:
+                self._check_follows(conn, tenant_id, reqs)
+                indices = self.log.sequence(conn, entries)
+                for row, idx in zip(rows, indices, strict=True):
+                    row["leaf_index"] = idx
+                conn.execute(insert(DepositRow), rows)
+                deposits = [Deposit.from_row(_Obj(r)) for r in rows]
+                if idempotency:
+                    status, body = response_builder(deposits)
+                    conn.execute(insert(IdempotencyRow).values(
+                        tenant_id=tenant_id, key=idempotency[0], request_hash=idempotency[1], status=status,
+                        response_json=body, created_at=datetime.now(UTC)))
+        except SAIntegrityError as e:
+            if idempotency:
+                replay = self._idempotent_replay(tenant_id, *idempotency)
+                if replay is not None:
+                    return replay
+            raise Conflict("a deposit with this id already exists") from e
+        return deposits
+
+    def _idempotent_replay(self, tenant_id: str, key: str, req_hash: bytes) -> tuple[int, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(IdempotencyRow).where(IdempotencyRow.tenant_id == tenant_id,
+                                                            IdempotencyRow.key == key)).first()
+        if row is None:
+            return None
+        if row[0].request_hash != req_hash:
+            raise Conflict("this Idempotency-Key was used with a different request body")
+        return row[0].status, row[0].response_json
+
+    # ---- read --------------------------------------------------------------------------------------
+
+    def get(self, tenant_id: str, deposit_id: str) -> Deposit:
+        if not ID_RE.match(deposit_id):
+            raise NotFound(f"no deposit {deposit_id[:64]}")
+        with self.engine.connect() as conn:
+            row = conn.execute(select(DepositRow).where(DepositRow.id == deposit_id,
+                                                        DepositRow.tenant_id == tenant_id)).first()
+        if row is None:
+            raise NotFound(f"no deposit {deposit_id}")
+        return Deposit.from_row(row[0])
+
+    def find(self, tenant_id: str, *, sha256: str | None = None, matter: str | None = None,
+             kind: str | None = None, since: datetime | None = None, until: datetime | None = None,
+             query: str | None = None, limit: int = 100, offset: int = 0) -> list[Deposit]:
+        q = select(DepositRow).where(DepositRow.tenant_id == tenant_id)
+        if sha256 is not None:
+            try:
+                q = q.where(DepositRow.sha256 == parse_hex64(sha256, "sha256").hex())
+            except Exception as e:
+                raise BadRequest(str(e)) from e
+        if matter is not None:
+            q = q.where(DepositRow.matter == matter)
+        if kind is not None:
+            q = q.where(DepositRow.kind == kind)
+        if since is not None:
+            q = q.where(DepositRow.received >= since)
+        if until is not None:
+            q = q.where(DepositRow.received <= until)
+        if query:
+            like = f"%{query}%"
+            q = q.where(DepositRow.id.like(like) | DepositRow.sha256.like(like.lower())
+                        | DepositRow.sm3.like(like.lower()) | DepositRow.filename.like(like)
+                        | DepositRow.metadata_json.like(like))
+        order = DepositRow.leaf_index if matter is not None else DepositRow.leaf_index.desc()
+        q = q.order_by(order).limit(max(1, min(limit, 1000))).offset(max(0, offset))
+        with self.engine.connect() as conn:
+            return [Deposit.from_row(r) for r in conn.execute(q).scalars()]
+
+    def count(self, tenant_id: str) -> int:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(DepositRow)
+                                    .where(DepositRow.tenant_id == tenant_id)).scalar_one())
+
+
+class _Obj:
+    """Attribute view of a row dict (so fresh rows and loaded rows share Deposit.from_row)."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        self.__dict__.update(d)
+
+
+def canonical_json(obj: Any) -> bytes:
+    return rfc8785.dumps(obj)

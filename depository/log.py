@@ -1,0 +1,359 @@
+"""The verifiable log: sequence -> integrate -> publish (the shape of transparency-dev/tessera).
+
+- sequence: entries get durable, contiguous indices inside the caller's transaction, under the
+  sequencing lock (a row lock on PostgreSQL, SQLite's single writer). A duplicate identity returns the
+  index it already has. When the caller's transaction commits, the entry is acknowledged and can never be
+  lost: integration only ever reads committed entries.
+- integrate: the single integrator (see integrator_lock.py) reads the next batch of sequenced entries,
+  extends the tiles along the right edge only (work ~ batch + log n), signs a checkpoint, and commits
+  tiles + checkpoint + new size together, compare-and-set on the old size so two integrators can never
+  both commit: the log cannot fork.
+- publish: the checkpoint is stored, and listeners (witnesses, TSA) are told its id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
+
+from depository.db import lock_for_sequencing
+from depository.errors import BadRequest, IntegrityError, NotFound, Overloaded
+from depository.integrator_lock import IntegratorLock
+from depository.models import CheckpointRow, LogEntry, LogSequence, LogTree, TileRow
+from evidence import merkle, tiles
+from evidence.checkpoint import Checkpoint
+
+log = logging.getLogger(__name__)
+IN_CHUNK = 900  # stay under SQLite's bound-parameter limit
+
+
+class CheckpointSigner(Protocol):
+    """Signs a checkpoint body, returning the signed note (body, blank line, signature lines)."""
+
+    origin: str
+
+    def sign(self, body: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    id: int
+    size: int
+    root_hash: bytes
+    note: str
+    created_at: datetime
+
+    @property
+    def body(self) -> str:
+        return self.note.split("\n\n", 1)[0] + "\n"
+
+    @classmethod
+    def from_row(cls, row: CheckpointRow) -> PublishedCheckpoint:
+        created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        return cls(row.id, row.size, row.root_hash, row.note, created)
+
+
+class Log:
+    def __init__(self, engine: Engine, signer: CheckpointSigner, *, hasher: merkle.Hasher = merkle.SHA256,
+                 max_pending_entries: int = 2_000_000) -> None:
+        self.engine = engine
+        self.signer = signer
+        self.origin = signer.origin
+        self.hasher = hasher
+        self.max_pending_entries = max_pending_entries
+        self._listeners: list[Callable[[PublishedCheckpoint], None]] = []
+        self._integrated = threading.Condition()
+
+    # ---- set-up ------------------------------------------------------------------------------------
+
+    def initialize(self) -> None:
+        """Create the state rows and publish the empty checkpoint once (idempotent)."""
+        with self.engine.begin() as conn:
+            if conn.execute(select(LogSequence.id).where(LogSequence.id == 1)).first() is None:
+                conn.execute(insert(LogSequence).values(id=1, next_index=0))
+            if conn.execute(select(LogTree.id).where(LogTree.id == 1)).first() is None:
+                conn.execute(insert(LogTree).values(id=1, size=0, root_hash=self.hasher.empty_root()))
+        if self.latest_checkpoint_or_none() is None:
+            self._publish(0, self.hasher.empty_root(), [], 0)
+
+    def add_listener(self, fn: Callable[[PublishedCheckpoint], None]) -> None:
+        self._listeners.append(fn)
+
+    # ---- sequence ----------------------------------------------------------------------------------
+
+    def sequence(self, conn: Connection, entries: Sequence[tuple[str, bytes]]) -> list[int]:
+        """Assign durable indices to (identity, leaf data) pairs inside the caller's transaction.
+
+        A duplicate identity (already sequenced, or twice in `entries`) returns the existing index.
+        Raises Overloaded when integration is too far behind, before writing anything.
+        """
+        lock_for_sequencing(conn)
+        next_index = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
+        size = conn.execute(select(LogTree.size).where(LogTree.id == 1)).scalar_one()
+        if next_index - size + len(entries) > self.max_pending_entries:
+            raise Overloaded(f"{next_index - size} entries await integration", retry_after=2)
+        identities = [identity for identity, _ in entries]
+        existing = self._existing(conn, identities)
+        out: list[int] = []
+        rows: list[dict[str, object]] = []
+        now = time.time()
+        for identity, data in entries:
+            idx = existing.get(identity)
+            if idx is None:
+                idx = next_index
+                next_index += 1
+                existing[identity] = idx
+                rows.append({"idx": idx, "identity": identity, "data": data, "sequenced_at": now})
+            out.append(idx)
+        if rows:
+            conn.execute(insert(LogEntry), rows)
+            conn.execute(update(LogSequence).where(LogSequence.id == 1).values(next_index=next_index))
+        return out
+
+    @staticmethod
+    def _existing(conn: Connection, identities: list[str]) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for i in range(0, len(identities), IN_CHUNK):
+            chunk = identities[i:i + IN_CHUNK]
+            for identity, idx in conn.execute(
+                    select(LogEntry.identity, LogEntry.idx).where(LogEntry.identity.in_(chunk))):
+                found[identity] = idx
+        return found
+
+    def add(self, identity: str, data: bytes) -> int:
+        """Sequence one entry in its own transaction."""
+        with self.engine.begin() as conn:
+            return self.sequence(conn, [(identity, data)])[0]
+
+    # ---- integrate ---------------------------------------------------------------------------------
+
+    def sizes(self) -> tuple[int, int]:
+        """(integrated tree size, next index to sequence)."""
+        with self.engine.connect() as conn:
+            size = conn.execute(select(LogTree.size).where(LogTree.id == 1)).scalar_one()
+            nxt = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
+        return size, nxt
+
+    def integrate(self, max_entries: int) -> PublishedCheckpoint | None:
+        """Integrate up to `max_entries` sequenced entries and publish a checkpoint; None if nothing waits.
+
+        Reads happen outside the write transaction and signing too, so sequencing is not blocked while
+        the checkpoint is signed; the final write is compare-and-set on the size it started from.
+        """
+        with self.engine.connect() as conn:
+            size, root = conn.execute(select(LogTree.size, LogTree.root_hash).where(LogTree.id == 1)).one()
+            target = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
+            target = min(target, size + max_entries)
+            if target <= size:
+                return None
+            data = conn.execute(select(LogEntry.data).where(LogEntry.idx >= size, LogEntry.idx < target)
+                                .order_by(LogEntry.idx)).scalars().all()
+            if len(data) != target - size:
+                raise RuntimeError(f"log entries {size}..{target} are not contiguous: found {len(data)}")
+            edge = self._load_tiles(conn, [(c.level, c.index) for c in tiles.right_edge_tiles(size)])
+        hash_leaf = self.hasher.hash_leaf
+        update_ = tiles.update_tiles(self.hasher, size, edge.values(), [hash_leaf(d) for d in data])
+        return self._publish(target, update_.root, update_.tiles, size)
+
+    def _publish(self, size: int, root: bytes, changed: Iterable[tiles.Tile], old_size: int
+                 ) -> PublishedCheckpoint | None:
+        body = Checkpoint(self.origin, size, root).to_text()
+        note = self.signer.sign(body)
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            if size > 0:
+                # Compare-and-set first: a second integrator blocks here, then finds 0 rows and writes nothing.
+                res = conn.execute(update(LogTree).where(LogTree.id == 1, LogTree.size == old_size)
+                                   .values(size=size, root_hash=root))
+                if res.rowcount != 1:
+                    conn.rollback()
+                    log.warning("integration of %d..%d lost the race; another integrator won", old_size, size)
+                    return None
+                self._store_tiles(conn, list(changed))
+            cp_id = conn.execute(insert(CheckpointRow).values(
+                size=size, root_hash=root, note=note, created_at=now,
+                witnessed=False, timestamped=False).returning(CheckpointRow.id)).scalar_one()
+        published = PublishedCheckpoint(cp_id, size, root, note, now)
+        with self._integrated:
+            self._integrated.notify_all()
+        for fn in self._listeners:
+            try:
+                fn(published)
+            except Exception:
+                log.exception("checkpoint listener failed for checkpoint %d", cp_id)
+        return published
+
+    def _load_tiles(self, conn: Connection, coords: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tiles.Tile]:
+        if not coords:
+            return {}
+        rows = conn.execute(select(TileRow.level, TileRow.idx, TileRow.hashes, TileRow.inner)
+                            .where(tuple_(TileRow.level, TileRow.idx).in_(list(coords)))).all()
+        return {(r.level, r.idx): tiles.Tile(r.level, r.idx, r.hashes, r.inner) for r in rows}
+
+    def _store_tiles(self, conn: Connection, changed: list[tiles.Tile]) -> None:
+        if not changed:
+            return
+        keys = [(t.level, t.index) for t in changed]
+        present = {(r.level, r.idx) for r in conn.execute(
+            select(TileRow.level, TileRow.idx).where(tuple_(TileRow.level, TileRow.idx).in_(keys)))}
+        new = [{"level": t.level, "idx": t.index, "hashes": t.hashes, "inner": t.inner}
+               for t in changed if (t.level, t.index) not in present]
+        grown = [{"b_level": t.level, "b_idx": t.index, "hashes": t.hashes, "inner": t.inner}
+                 for t in changed if (t.level, t.index) in present]
+        if new:
+            conn.execute(insert(TileRow), new)
+        if grown:
+            conn.execute(update(TileRow).where(TileRow.level == bindparam("b_level"),
+                                               TileRow.idx == bindparam("b_idx"))
+                         .values(hashes=bindparam("hashes"), inner=bindparam("inner")), grown)
+
+    def wait_for_size(self, size: int, timeout_s: float) -> bool:
+        """Block until the integrated tree reaches `size` (in this process or another) or time runs out."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self.sizes()[0] >= size:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._integrated:
+                self._integrated.wait(min(remaining, 0.05))
+
+    # ---- read --------------------------------------------------------------------------------------
+
+    def latest_checkpoint_or_none(self) -> PublishedCheckpoint | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CheckpointRow).order_by(CheckpointRow.size.desc()).limit(1)).first()
+        return PublishedCheckpoint.from_row(row[0]) if row else None
+
+    def latest_checkpoint(self) -> PublishedCheckpoint:
+        cp = self.latest_checkpoint_or_none()
+        if cp is None:
+            raise NotFound("the log has no checkpoint yet")
+        return cp
+
+    def checkpoint(self, checkpoint_id: int) -> PublishedCheckpoint:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CheckpointRow).where(CheckpointRow.id == checkpoint_id)).first()
+        if row is None:
+            raise NotFound(f"no checkpoint {checkpoint_id}")
+        return PublishedCheckpoint.from_row(row[0])
+
+    def checkpoints_containing(self, index: int, limit: int = 50) -> list[PublishedCheckpoint]:
+        """Checkpoints with size > index, earliest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CheckpointRow).where(CheckpointRow.size > index)
+                                .order_by(CheckpointRow.size).limit(limit)).scalars().all()
+        return [PublishedCheckpoint.from_row(r) for r in rows]
+
+    def leaf_data(self, index: int) -> bytes:
+        with self.engine.connect() as conn:
+            data = conn.execute(select(LogEntry.data).where(LogEntry.idx == index)).scalar()
+        if data is None:
+            raise NotFound(f"no log entry {index}")
+        return bytes(data)
+
+    def _prove(self, plan: merkle.ProofPlan) -> list[bytes]:
+        """Fetch only the tiles holding the plan's nodes (one query), then rehash."""
+        with self.engine.connect() as conn:
+            loaded = self._load_tiles(conn, tiles.tiles_for_plan(plan))
+        try:
+            return tiles.fetch_plan(plan, loaded, self.hasher)
+        except (KeyError, IndexError) as e:
+            raise IntegrityError(f"a tree node needed for this proof is not stored: {e}") from e
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """Requires 0 <= index < size <= integrated size."""
+        self._check_size(size)
+        if not 0 <= index < size:
+            raise BadRequest(f"index {index} is outside a tree of size {size}")
+        return self._prove(merkle.plan_inclusion(index, size))
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """Requires 0 <= size1 <= size2 <= integrated size."""
+        self._check_size(size2)
+        if not 0 <= size1 <= size2:
+            raise BadRequest(f"cannot prove consistency from size {size1} to {size2}")
+        if size1 == 0 or size1 == size2:
+            return []
+        return self._prove(merkle.plan_consistency(size1, size2))
+
+    def _check_size(self, size: int) -> None:
+        if size > self.sizes()[0]:
+            raise NotFound(f"tree size {size} is beyond the integrated tree")
+
+    def tile_bytes(self, level: int, index: int, width: int | None) -> bytes:
+        """What `GET /tile/L/N[.p/W]` serves: W hashes (or 256 for a full tile) at tree level 8L."""
+        size = self.sizes()[0]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(TileRow.hashes).where(TileRow.level == level, TileRow.idx == index)).first()
+        # Only tiles within the integrated tree are ever stored (written in the checkpoint's transaction).
+        want = tiles.TILE_WIDTH if width is None else width
+        if row is None or len(row[0]) < want * 32 or size == 0:
+            raise NotFound(f"tile {level}/{index} width {want} is not available")
+        return bytes(row[0][:want * 32])
+
+
+class Integrator(threading.Thread):
+    """Background integration loop: a batch closes after `max_entries` or `interval_ms`, whichever first."""
+
+    def __init__(self, the_log: Log, lock: IntegratorLock, *, max_entries: int, interval_ms: int) -> None:
+        super().__init__(name="integrator", daemon=True)
+        self.log = the_log
+        self.lock = lock
+        self.max_entries = max_entries
+        self.interval_s = interval_ms / 1000
+        self._stop_event = threading.Event()
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop_event.set()
+        self._wake.set()
+        self.join(timeout)
+        self.lock.release()
+
+    def run(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                if not self.lock.try_acquire() or not self.lock.still_held():
+                    self._stop_event.wait(1.0)
+                    continue
+                size, nxt = self.log.sizes()
+                if nxt - size >= self.max_entries:
+                    self.log.integrate(self.max_entries)
+                    continue
+                if nxt > size:
+                    # A batch is open: give it until the interval closes it, unless it fills first.
+                    self._wake.wait(self.interval_s)
+                    self._wake.clear()
+                    self.log.integrate(self.max_entries)
+                    continue
+                self._wake.wait(self.interval_s)
+                self._wake.clear()
+            except Exception:
+                log.exception("integration failed; retrying")
+                self._stop_event.wait(1.0)
+
+
+def integrator_lock_for(engine: Engine, home: Path) -> IntegratorLock:
+    return IntegratorLock(engine, home / "integrator.lock")
+
+
+def integrate_all(the_log: Log, max_entries: int) -> int:
+    """Integrate everything sequenced so far (used by tests, the CLI and the demo)."""
+    n = 0
+    while the_log.integrate(max_entries) is not None:
+        n += 1
+    return n
+

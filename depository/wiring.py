@@ -1,0 +1,160 @@
+"""The one place that chooses concrete implementations: engine, log, keys, notary, job runner.
+
+Everything else receives what it needs from the `Services` built here.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from depository.config import Config
+from depository.content_store import ContentStore
+from depository.db import make_engine, migrate
+from depository.deposits import Deposits
+from depository.keys import LogKeys, init_log_keys, load_log_keys
+from depository.log import Integrator, Log, PublishedCheckpoint, integrator_lock_for
+from depository.tenants import Tenants
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    config: Config
+    engine: Engine
+    keys: LogKeys
+    log: Log
+    tenants: Tenants
+    deposits: Deposits
+    content: ContentStore
+    notary: Any = None  # depository.notary.Notary when witnesses or a TSA are configured
+    integrator: Integrator | None = None
+    rate_limiter: Any = None
+    redis: Any = None
+    _started: bool = field(default=False, repr=False)
+
+    def start_background(self) -> None:
+        """Start the integrator loop (it waits for the integrator lock) and the notary workers."""
+        if self._started:
+            return
+        self._started = True
+        if self.config.run_integrator:
+            self.integrator = Integrator(self.log, integrator_lock_for(self.engine, self.config.home),
+                                         max_entries=self.config.batch_max_entries,
+                                         interval_ms=self.config.batch_interval_ms)
+            self.integrator.start()
+        if self.notary is not None:
+            self.notary.start()
+
+    def stop_background(self) -> None:
+        if self.integrator is not None:
+            self.integrator.stop()
+            self.integrator = None
+        if self.notary is not None:
+            self.notary.stop()
+        self._started = False
+
+    def close(self) -> None:
+        self.stop_background()
+        self.engine.dispose()
+
+    def deposits_status(self, indices: list[int]) -> dict[int, str]:
+        """pending -> sequenced (in a checkpoint) -> timestamped -> witnessed (quorum and token)."""
+        from sqlalchemy import func, select
+
+        from depository.models import CheckpointRow
+
+        with self.engine.connect() as conn:
+            def max_size(*conds: Any) -> int:
+                q = select(func.max(CheckpointRow.size))
+                for c in conds:
+                    q = q.where(c)
+                return int(conn.execute(q).scalar() or 0)
+
+            in_cp = max_size()
+            stamped = max_size(CheckpointRow.timestamped.is_(True))
+            witnessed = max_size(CheckpointRow.timestamped.is_(True), CheckpointRow.witnessed.is_(True))
+        out = {}
+        for i in indices:
+            out[i] = ("witnessed" if i < witnessed else "timestamped" if i < stamped
+                      else "sequenced" if i < in_cp else "pending")
+        return out
+
+    def check_backpressure(self, principal: Any) -> None:
+        """429 when the key is over its rate; the sequencer itself answers 503 when integration lags."""
+        if self.rate_limiter is not None:
+            self.rate_limiter.check(principal.key_id)
+
+    def notary_checkpoint_text(self, cp: PublishedCheckpoint) -> str:
+        return self.notary.checkpoint_text(cp) if self.notary is not None else cp.note
+
+    def public_keys(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "origin": self.keys.origin,
+            "log_vkey": self.keys.vkey,
+            "log_sm2_vkey": self.keys.sm2_vkey,
+            "log_sm2_public_key_pem": self.keys.sm2_public_pem,
+        }
+        if self.notary is not None:
+            out.update(self.notary.public_material())
+        return out
+
+    def health(self) -> dict[str, Any]:
+        checks: dict[str, Any] = {}
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = {"status": "ok"}
+        except Exception as e:
+            checks["database"] = {"status": "error", "detail": type(e).__name__}
+        size, nxt = self.log.sizes() if checks["database"]["status"] == "ok" else (0, 0)
+        checks["log"] = {"status": "ok", "tree_size": size, "pending": nxt - size}
+        if self.notary is not None:
+            checks.update(self.notary.health())
+        status = "ok" if all(c.get("status") == "ok" for c in checks.values()) else "degraded"
+        return {"status": status, "checks": checks}
+
+
+def init_home(config: Config) -> LogKeys:
+    """Create the home: directories, keys, schema, the empty checkpoint. Idempotent."""
+    config.home.mkdir(parents=True, exist_ok=True)
+    keys = init_log_keys(config.keys_dir, config.log_origin)
+    migrate(config.effective_database_url)
+    engine = make_engine(config.effective_database_url)
+    try:
+        Log(engine, keys).initialize()
+    finally:
+        engine.dispose()
+    return keys
+
+
+def build_services(config: Config, *, notary: bool = True) -> Services:
+    engine = make_engine(config.effective_database_url)
+    keys = load_log_keys(config.keys_dir, config.log_origin)
+    the_log = Log(engine, keys, max_pending_entries=config.max_pending_entries)
+    the_log.initialize()
+    services = Services(
+        config=config, engine=engine, keys=keys, log=the_log, tenants=Tenants(engine),
+        deposits=Deposits(engine, the_log),
+        content=ContentStore(config.content_dir, config.keys_dir / "master.key"),
+    )
+    if config.redis_url:
+        import redis
+
+        services.redis = redis.Redis.from_url(config.redis_url)
+    if config.rate_limit_per_second > 0:
+        from depository.ratelimit import LocalRateLimiter, RedisRateLimiter
+
+        services.rate_limiter = (
+            RedisRateLimiter(services.redis, config.rate_limit_per_second, config.rate_limit_burst)
+            if services.redis is not None
+            else LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
+    if notary and (config.tsa_urls or config.witness_policy_file):
+        from depository.notary import build_notary
+
+        services.notary = build_notary(config, engine, the_log)
+    return services
