@@ -170,6 +170,25 @@ class Tile:
         w = self.width
         return TileCoord(self.level, self.index, None if w == TILE_WIDTH else w)
 
+    def truncated(self, width: int) -> Tile:
+        """This tile as it was when it held `width` hashes (tiles only grow, so a prefix is exact).
+
+        Lets storage hand over the latest stored version of a tile, even one that grew past the tree size
+        being extended (say, tiles upserted before a crash, the new size not). Requires
+        1 <= width <= self.width (ValueError otherwise).
+        """
+        w = self.width
+        if not 1 <= width <= w:
+            raise ValueError(f"tile {self.level}/{self.index} of width {w} cannot be cut to width {width}")
+        if width == w:
+            return self
+        parts = []
+        off = 0
+        for have, keep in zip(_INNER_COUNTS[w], _INNER_COUNTS[width], strict=True):
+            parts.append(self.inner[off * HASH_SIZE : (off + keep) * HASH_SIZE])
+            off += have
+        return Tile(self.level, self.index, self.hashes[: width * HASH_SIZE], b"".join(parts))
+
     def node(self, level_within_tile: int, pos: int) -> bytes:
         """The hash at tile level `level_within_tile` (0..7), position `pos` from the tile's left edge.
 
@@ -292,8 +311,8 @@ def tile_root(hasher: Hasher, data: bytes) -> bytes:
 def edge_root(hasher: Hasher, size: int, edge: Iterable[Tile]) -> bytes:
     """The root of a tree of `size` from its stored right-edge tiles, in O(log n) hashes.
 
-    Requires `edge` to be exactly the tiles of `right_edge_tiles(size)` (ValueError otherwise); the frontier
-    nodes are read from the tiles' inner levels, not rehashed.
+    Requires `edge` to hold the tiles of `right_edge_tiles(size)`, at least that wide, and no others
+    (ValueError otherwise); the frontier nodes are read from the tiles' inner levels, not rehashed.
     """
     by_level = _check_edge(size, edge)
     frontier: list[bytes] = []
@@ -307,12 +326,20 @@ def edge_root(hasher: Hasher, size: int, edge: Iterable[Tile]) -> bytes:
 
 
 def _check_edge(size: int, edge: Iterable[Tile]) -> dict[int, Tile]:
+    """Index `edge` by level, cut back to the widths of `size`; ValueError if it is not that tree's edge."""
     by_level = {t.level: t for t in edge}
     want = right_edge_tiles(size)
-    got = sorted((t.coord for t in by_level.values()), key=lambda c: c.level)
-    if got != want:
-        raise ValueError(f"right-edge tiles for size {size}: got {got}, want {want}")
-    return by_level
+    out: dict[int, Tile] = {}
+    for coord in want:
+        tile = by_level.pop(coord.level, None)
+        if tile is None or tile.index != coord.index or tile.width < coord.hash_count:
+            got = None if tile is None else tile.coord
+            raise ValueError(f"right-edge tiles for size {size}: got {got}, want {coord}")
+        out[coord.level] = tile.truncated(coord.hash_count)
+    if by_level:
+        extra = sorted(t.coord.path for t in by_level.values())
+        raise ValueError(f"right-edge tiles for size {size}: got extra tiles {extra}, want {want}")
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,10 +379,13 @@ class _Builder:
 def update_tiles(hasher: Hasher, size: int, edge: Iterable[Tile], leaf_hashes: Sequence[bytes]) -> TileUpdate:
     """Append `leaf_hashes` to a tree of `size` leaves stored as tiles.
 
-    Requires `edge` to be the stored tiles of `right_edge_tiles(size)` (ValueError otherwise; none for an
-    empty tree or a size that is a multiple of 256 at every level) and leaf hashes of 32 bytes. Returns every
-    tile that is new or grew (a tile that becomes full is returned once, full; full tiles are never
-    returned again) and the new root. Costs about one hash per leaf plus O(log n).
+    Requires `edge` to hold, for each tile of `right_edge_tiles(size)`, that tile as stored — any version at
+    least that wide, cut back with `Tile.truncated` — and nothing else (ValueError otherwise), and leaf
+    hashes of 32 bytes. Returns every tile that is new or grew, and the new root. A tile that becomes full is
+    returned once, full, and never again; the one exception is storage retrying after a crash with tiles
+    grown past `size`, where the same bytes are recomputed (provided the leaves at indices >= size are the
+    ones it integrated before, which durable sequencing guarantees). Costs about one hash per leaf plus
+    O(log n).
     """
     if hasher.size != HASH_SIZE:
         raise ValueError(f"tiles hold {HASH_SIZE}-byte hashes, hasher {hasher.name} makes {hasher.size}")

@@ -306,6 +306,10 @@ def test_update_tiles_preconditions() -> None:
         update_tiles(SHA256, 301, edge, leaves[:1])
     with pytest.raises(ValueError, match="right-edge tiles for size 300"):
         update_tiles(SHA256, 300, edge[:1], leaves[:1])
+    with pytest.raises(ValueError, match="got extra tiles"):
+        update_tiles(SHA256, 256, edge, leaves[:1])
+    with pytest.raises(ValueError, match="cannot be cut to width 45"):
+        edge[0].truncated(45)
     with pytest.raises(ValueError, match="leaf hash of 3 bytes"):
         update_tiles(SHA256, 300, edge, [b"abc"])
     with pytest.raises(ValueError, match="tiles hold 32-byte hashes"):
@@ -325,3 +329,26 @@ def test_fetch_plan_needs_a_wide_enough_tile() -> None:
     store, _ = _build(SHA256, leaves, [10])
     with pytest.raises(IndexError):
         fetch_plan(plan_inclusion(0, 12), store)
+
+
+def test_retry_with_tiles_grown_past_size() -> None:
+    """Storage upserted a batch's tiles but not the new size: integrating again gives the same tiles."""
+    leaves = [SHA256.hash_leaf(i.to_bytes(4, "big")) for i in range(70_000)]
+    store, _ = _build(SHA256, leaves, [600])
+    before = dict(store)
+    first = update_tiles(
+        SHA256, 600, [before[(c.level, c.index)] for c in right_edge_tiles(600)], leaves[600:]
+    )
+    for t in first.tiles:
+        store[(t.level, t.index)] = t
+    # The crash: the size stayed 600, the latest tiles are loaded.
+    again = update_tiles(
+        SHA256, 600, [store[(c.level, c.index)] for c in right_edge_tiles(600)], leaves[600:]
+    )
+    assert again.tiles == first.tiles and again.root == first.root == ref.mth(leaves)
+    for c in right_edge_tiles(600):
+        grown = store[(c.level, c.index)]
+        assert grown.truncated(c.hash_count) == before[(c.level, c.index)]
+    assert edge_root(SHA256, 600, [store[(c.level, c.index)] for c in right_edge_tiles(600)]) == ref.mth(
+        leaves[:600]
+    )
