@@ -15,6 +15,9 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     config = config or load_config()
     services = services or build_services(config)
     app = Flask(__name__)
+    from depository.api.deposits_routes import DepositoryRequest
+
+    app.request_class = DepositoryRequest
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 1024 * 1024
     app.extensions["depository"] = services
     problems.init_app(app)

@@ -89,23 +89,26 @@ def audit(engine: Engine, keys: LogKeys, hasher: merkle.Hasher = merkle.SHA256, 
     check_checkpoints(0, hasher.empty_root())
     expected = 0
     for chunk in _entries(engine, size):
-        hashes = []
-        for idx, data in chunk:
+        first = expected
+        for idx, _ in chunk:
             if idx != expected:
                 problem(f"log entry {expected} is missing (next stored entry is {idx})")
                 return rep
-            h = hasher.hash_leaf(data)
-            hashes.append(h)
-            cr.append(h)
             expected += 1
-            if pending_cps and pending_cps[0].size == expected:
-                check_checkpoints(expected, cr.root())
-        upd = tiles.update_tiles(hasher, expected - len(chunk), edge.values(), hashes)
+        hashes = [hasher.hash_leaf(data) for _, data in chunk]
+        # Tiles first: an altered leaf is then named by its index, not by the checkpoint it breaks.
+        upd = tiles.update_tiles(hasher, first, edge.values(), hashes)
         for t in upd.tiles:
             edge[t.level] = t
         edge = {t.level: t for t in _edge_after(edge, expected)}
         rep.tiles_checked += _compare_tiles(
             engine, [t for t in upd.tiles if t.width == tiles.TILE_WIDTH or t in edge.values()], problem)
+        if rep.problems:
+            return rep
+        for h in hashes:
+            cr.append(h)
+            if pending_cps and pending_cps[0].size == cr.size:
+                check_checkpoints(cr.size, cr.root())
         rep.entries = expected
         if rep.problems:
             return rep
@@ -144,7 +147,7 @@ def _compare_tiles(engine: Engine, rebuilt: list[tiles.Tile], report: Report) ->
     keys = [(t.level, t.index) for t in rebuilt]
     with engine.connect() as conn:
         stored = {(r.level, r.idx): r for r in conn.execute(
-            select(TileRow).where(tuple_(TileRow.level, TileRow.idx).in_(keys))).scalars()}
+            select(TileRow).where(tuple_(TileRow.level, TileRow.idx).in_(keys)))}
     for t in rebuilt:
         s = stored.get((t.level, t.index))
         if s is None:

@@ -209,9 +209,9 @@ class Deposits:
                                                             IdempotencyRow.key == key)).first()
         if row is None:
             return None
-        if row[0].request_hash != req_hash:
+        if row.request_hash != req_hash:
             raise Conflict("this Idempotency-Key was used with a different request body")
-        return row[0].status, row[0].response_json
+        return row.status, row.response_json
 
     # ---- read --------------------------------------------------------------------------------------
 
@@ -223,7 +223,7 @@ class Deposits:
                                                         DepositRow.tenant_id == tenant_id)).first()
         if row is None:
             raise NotFound(f"no deposit {deposit_id}")
-        return Deposit.from_row(row[0])
+        return Deposit.from_row(row)
 
     def find(self, tenant_id: str, *, sha256: str | None = None, matter: str | None = None,
              kind: str | None = None, since: datetime | None = None, until: datetime | None = None,
@@ -250,7 +250,7 @@ class Deposits:
         order = DepositRow.leaf_index if matter is not None else DepositRow.leaf_index.desc()
         q = q.order_by(order).limit(max(1, min(limit, 1000))).offset(max(0, offset))
         with self.engine.connect() as conn:
-            return [Deposit.from_row(r) for r in conn.execute(q).scalars()]
+            return [Deposit.from_row(r) for r in conn.execute(q)]
 
     def count(self, tenant_id: str) -> int:
         from sqlalchemy import func

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 
@@ -56,7 +56,7 @@ class PublishedCheckpoint:
         return self.note.split("\n\n", 1)[0] + "\n"
 
     @classmethod
-    def from_row(cls, row: CheckpointRow) -> PublishedCheckpoint:
+    def from_row(cls, row: Any) -> PublishedCheckpoint:
         created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
         return cls(row.id, row.size, row.root_hash, row.note, created)
 
@@ -232,7 +232,7 @@ class Log:
     def latest_checkpoint_or_none(self) -> PublishedCheckpoint | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(CheckpointRow).order_by(CheckpointRow.size.desc()).limit(1)).first()
-        return PublishedCheckpoint.from_row(row[0]) if row else None
+        return PublishedCheckpoint.from_row(row) if row else None
 
     def latest_checkpoint(self) -> PublishedCheckpoint:
         cp = self.latest_checkpoint_or_none()
@@ -245,13 +245,13 @@ class Log:
             row = conn.execute(select(CheckpointRow).where(CheckpointRow.id == checkpoint_id)).first()
         if row is None:
             raise NotFound(f"no checkpoint {checkpoint_id}")
-        return PublishedCheckpoint.from_row(row[0])
+        return PublishedCheckpoint.from_row(row)
 
     def checkpoints_containing(self, index: int, limit: int = 50) -> list[PublishedCheckpoint]:
         """Checkpoints with size > index, earliest first."""
         with self.engine.connect() as conn:
             rows = conn.execute(select(CheckpointRow).where(CheckpointRow.size > index)
-                                .order_by(CheckpointRow.size).limit(limit)).scalars().all()
+                                .order_by(CheckpointRow.size).limit(limit)).all()
         return [PublishedCheckpoint.from_row(r) for r in rows]
 
     def leaf_data(self, index: int) -> bytes:

@@ -30,7 +30,7 @@ def choose_checkpoint(s: Services, index: int) -> PublishedCheckpoint | None:
                                           CheckpointRow.timestamped.is_(True))).first()
         if row is None:
             row = conn.execute(base).first()
-    return PublishedCheckpoint.from_row(row[0]) if row else None
+    return PublishedCheckpoint.from_row(row) if row else None
 
 
 def build_bundle(s: Services, d: Deposit) -> ProofBundle | None:
@@ -40,7 +40,7 @@ def build_bundle(s: Services, d: Deposit) -> ProofBundle | None:
     leaf_data = s.log.leaf_data(d.leaf_index)
     proof = s.log.inclusion_proof(d.leaf_index, cp.size)
     note = s.notary_checkpoint_text(cp)
-    tlog = TlogProof(extra=leaf_data, index=d.leaf_index, proof=proof, checkpoint=note)
+    tlog = TlogProof(extra=leaf_data, index=d.leaf_index, proof=tuple(proof), checkpoint_text=note)
     token, ca_pem, policy = None, None, None
     if s.notary is not None:
         token, ca_pem = s.notary.timestamp_for(cp)

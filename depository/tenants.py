@@ -90,11 +90,11 @@ class Tenants:
             row = conn.execute(select(TenantRow).where(TenantRow.id == tenant_id)).first()
         if row is None:
             raise NotFound(f"no tenant {tenant_id}")
-        return row[0]
+        return row  # type: ignore[return-value]
 
     def list(self) -> list[TenantRow]:
         with self.engine.connect() as conn:
-            return list(conn.execute(select(TenantRow).order_by(TenantRow.created_at)).scalars())
+            return list(conn.execute(select(TenantRow).order_by(TenantRow.created_at)))  # type: ignore[arg-type]
 
     def create_key(self, tenant_id: str, scopes: tuple[str, ...] | list[str] = DEFAULT_SCOPES,
                    label: str = "") -> str:
@@ -111,7 +111,7 @@ class Tenants:
     def list_keys(self, tenant_id: str) -> list[KeyInfo]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(ApiKeyRow).where(ApiKeyRow.tenant_id == tenant_id)
-                                .order_by(ApiKeyRow.created_at)).scalars().all()
+                                .order_by(ApiKeyRow.created_at)).all()
         return [KeyInfo(r.id, r.tenant_id, tuple(r.scopes.split()), r.label, r.created_at, r.revoked_at)
                 for r in rows]
 
@@ -142,9 +142,9 @@ class Tenants:
                 row = conn.execute(select(ApiKeyRow).where(ApiKeyRow.id == key_id)).first()
             principal = None
             stored = b""
-            if row is not None and row[0].revoked_at is None:
-                principal = Principal(row[0].tenant_id, key_id, frozenset(row[0].scopes.split()))
-                stored = row[0].secret_hash
+            if row is not None and row.revoked_at is None:
+                principal = Principal(row.tenant_id, key_id, frozenset(row.scopes.split()))
+                stored = row.secret_hash
             hit = (now, principal, stored)
             with self._lock:
                 self._cache[key_id] = hit

@@ -1,0 +1,117 @@
+"""The log on real storage (SQLite and PostgreSQL): sequence -> integrate -> publish, proofs from tiles,
+tiles served per tlog-tiles, and a root rebuilt from served tiles alone."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from depository.log import integrate_all
+from depository.models import TileRow
+from evidence import merkle, tiles
+from evidence.checkpoint import verify_checkpoint
+from tests.unit.evidence.merkle_reference import mth, path as ref_path, proof as ref_proof
+
+from tests.conftest import auth
+
+
+def _add(services: Any, n: int, start: int = 0) -> list[bytes]:
+    data = [f"entry {i}\n".encode() for i in range(start, start + n)]
+    with services.engine.begin() as conn:
+        services.log.sequence(conn, [(f"id-{start + i}", d) for i, d in enumerate(data)])
+    return data
+
+
+def test_sequence_assigns_contiguous_indices_and_dedupes(services: Any) -> None:
+    with services.engine.begin() as conn:
+        first = services.log.sequence(conn, [("a", b"A\n"), ("b", b"B\n"), ("a", b"A again\n")])
+    assert first == [0, 1, 0]
+    assert services.log.add("b", b"B\n") == 1
+    assert services.log.add("c", b"C\n") == 2
+    assert services.log.sizes() == (0, 3)
+
+
+def test_integrate_in_batches_matches_reference_and_proves(services: Any) -> None:
+    rnd = random.Random(7)
+    data: list[bytes] = []
+    while len(data) < 3000:
+        data += _add(services, rnd.randint(1, 700), len(data))
+        services.log.integrate(rnd.choice([50, 333, 1000, 5000]))
+    integrate_all(services.log, 1000)
+    leaves = [merkle.SHA256.hash_leaf(d) for d in data]
+    cp = services.log.latest_checkpoint()
+    assert cp.size == len(data)
+    assert cp.root_hash == mth(leaves)
+    verify_checkpoint(cp.note, [services.keys.ed25519.verifier(), services.keys.sm2.verifier()])
+    for _ in range(40):
+        size = rnd.randint(1, len(data))
+        index = rnd.randrange(size)
+        proof = services.log.inclusion_proof(index, size)
+        assert proof == ref_path(index, leaves[:size])
+        merkle.verify_inclusion(merkle.SHA256, index, size, leaves[index], proof, mth(leaves[:size]))
+        size1 = rnd.randint(1, size)
+        cons = services.log.consistency_proof(size1, size)
+        assert cons == ref_proof(size1, leaves[:size])
+        merkle.verify_consistency(merkle.SHA256, size1, size, cons, mth(leaves[:size1]), mth(leaves[:size]))
+
+
+def test_tree_storage_stays_under_100_bytes_per_leaf(services: Any) -> None:
+    _add(services, 5000)
+    integrate_all(services.log, 1000)
+    with services.engine.connect() as conn:
+        total = sum(len(r.hashes) + len(r.inner) for r in conn.execute(select(TileRow.hashes, TileRow.inner)))
+    assert total / 5000 <= 100
+
+
+def test_tiles_served_rebuild_the_checkpoint_root(client: Any, services: Any) -> None:
+    _add(services, 70_000 // 64)  # a partial tile at level 0 and level 1
+    integrate_all(services.log, 400)
+    note = client.get("/checkpoint").get_data(as_text=True)
+    cp = verify_checkpoint(note, [services.keys.ed25519.verifier()]).checkpoint
+
+    def fetch(coord: tiles.TileCoord) -> bytes:
+        resp = client.get("/" + coord.path)
+        assert resp.status_code == 200, coord.path
+        return resp.data
+
+    assert tiles.root_from_tiles(cp.size, fetch) == cp.root_hash
+
+
+@pytest.mark.parametrize("path,status", [
+    ("/tile/0/x", 404), ("/tile/0/000.p/0", 404), ("/tile/0/000.p/256", 404), ("/tile/0/0000", 404),
+    ("/tile/99/000", 404), ("/tile/0/999", 404), ("/tile/entries/000", 404), ("/tile/-1/000", 404),
+    ("/tile/0/001", 404), ("/tile/0/000.p/200", 404),
+])
+def test_malformed_or_absent_tiles_are_problem_json(client: Any, services: Any, path: str, status: int) -> None:
+    _add(services, 10)
+    integrate_all(services.log, 100)
+    resp = client.get(path)
+    assert resp.status_code == status
+    assert resp.mimetype == "application/problem+json"
+    assert resp.json["status"] == status
+
+
+def test_partial_tile_of_an_older_size_stays_served(client: Any, services: Any) -> None:
+    _add(services, 10)
+    integrate_all(services.log, 100)
+    old = client.get("/tile/0/000.p/10").data
+    _add(services, 300, 10)
+    integrate_all(services.log, 1000)
+    assert client.get("/tile/0/000.p/10").data == old
+    assert len(client.get("/tile/0/000").data) == 256 * 32
+
+
+def test_proof_beyond_tree_is_404_not_500(services: Any, client: Any, tenant: tuple[str, str]) -> None:
+    from depository.errors import BadRequest, NotFound
+
+    _add(services, 5)
+    integrate_all(services.log, 100)
+    with pytest.raises(NotFound):
+        services.log.inclusion_proof(0, 6)
+    with pytest.raises(BadRequest):
+        services.log.inclusion_proof(5, 5)
+    assert client.get("/v1/log/keys").json["log_vkey"] == services.keys.vkey
+    assert client.get("/v1/deposits/x", headers=auth(tenant[1])).status_code == 404
