@@ -33,7 +33,36 @@ def witness() -> None:
     """A C2SP tlog-witness, as a court or notary would run it."""
 
 
+@witness.command("serve")
+@click.option("--home", "witness_home", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The witness's own directory: key, witness.vkey, state database.")
+@click.option("--name", required=True, help="The witness key name, e.g. 'court.example/witness'.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", required=True, type=int)
+@click.option("--log", "logs", required=True, multiple=True, metavar="VKEY",
+              help="Verifier key of a log to witness (its name is the log's origin); repeatable.")
+@click.option("--sm2", is_flag=True, help="Also cosign with an SM2 key (national profile).")
+def witness_serve(
+    witness_home: Path, name: str, host: str, port: int, logs: tuple[str, ...], sm2: bool
+) -> None:
+    """Serve POST /add-checkpoint; creates the key and DIR/witness.vkey on first start."""
+    from notary_bridge.witness_server import run_witness_server
+
+    def ready(url: str, vkey: str) -> None:
+        click.echo(f"witness {name} on {url}/ (vkey {vkey})", err=True)
+
+    run_witness_server(witness_home, name, host, port, list(logs), sm2=sm2, ready=ready)
+
+
 @click.command()
-def worker() -> None:
-    """Run an rq worker for witness and timestamp jobs (needs DEPOSITORY_REDIS_URL)."""
-    raise click.ClickException("the rq worker arrives with the notary bridge; set no DEPOSITORY_REDIS_URL")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty (tests, cron).")
+@click.pass_context
+def worker(ctx: click.Context, burst: bool) -> None:
+    """Run an rq worker for the notary queue (witness and timestamp jobs; needs DEPOSITORY_REDIS_URL)."""
+    from depository.config import load_config
+    from depository.jobs import run_worker
+
+    config = load_config(home=ctx.find_root().obj.get("home"))
+    if not config.redis_url:
+        raise click.ClickException("no DEPOSITORY_REDIS_URL: without Redis the notary runs in-process")
+    run_worker(config, burst=burst)
