@@ -18,7 +18,8 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     from depository.api.deposits_routes import DepositoryRequest
 
     app.request_class = DepositoryRequest
-    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 1024 * 1024
+    app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 1024 * 1024  # the file plus form fields
+    app.config["DEPOSITORY_MAX_UPLOAD_BYTES"] = config.max_upload_bytes
     app.extensions["depository"] = services
     problems.init_app(app)
     app.register_blueprint(log_routes.bp)

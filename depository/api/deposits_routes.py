@@ -15,7 +15,7 @@ from flask import Blueprint, Request, Response, current_app, jsonify, request
 
 from depository.api.auth import principal
 from depository.deposits import Deposit, DepositRequest, merge_refs, request_fingerprint
-from depository.errors import BadRequest, Overloaded, ValidationFailed
+from depository.errors import BadRequest, Overloaded, PayloadTooLarge, ValidationFailed
 from depository.kinds import validate_metadata
 from depository.proofs import build_proof
 from depository.wiring import Services
@@ -32,11 +32,14 @@ def services() -> Services:
 class HashingSpool:
     """A temporary file that hashes (SHA-256 and SM3) what is written to it: one pass over an upload."""
 
-    def __init__(self) -> None:
-        self.file = tempfile.SpooledTemporaryFile(max_size=1 << 20)
+    def __init__(self, limit: int) -> None:
+        self.file = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # closed with the request
         self.hasher = DualHasher()
+        self.limit = limit
 
     def write(self, chunk: bytes) -> int:
+        if self.hasher.size + len(chunk) > self.limit:
+            raise PayloadTooLarge(f"the file is larger than the limit of {self.limit} bytes")
         self.hasher.update(chunk)
         return self.file.write(chunk)
 
@@ -49,7 +52,15 @@ class DepositoryRequest(Request):
 
     def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
                          filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
-        return HashingSpool()  # type: ignore[return-value]
+        spool = HashingSpool(current_app.config["DEPOSITORY_MAX_UPLOAD_BYTES"])
+        self.__dict__.setdefault("_spools", []).append(spool)
+        return spool  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Close every spool, including those of a parse that failed half-way (no leaked temp files)."""
+        for spool in self.__dict__.pop("_spools", []):
+            spool.file.close()
+        super().close()
 
 
 def _wait_arg() -> float:
