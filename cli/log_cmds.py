@@ -53,7 +53,7 @@ def tenant_list(ctx: click.Context) -> None:
     """List tenants."""
     s = _services(ctx)
     try:
-        for t in s.tenants.list():
+        for t in s.tenants.all():
             click.echo(json.dumps({"tenant_id": t.id, "name": t.name, "store_content": t.store_content,
                                    "created_at": t.created_at.isoformat()}))
     finally:

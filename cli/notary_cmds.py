@@ -59,8 +59,9 @@ def witness_serve(
 @click.pass_context
 def worker(ctx: click.Context, burst: bool) -> None:
     """Run an rq worker for the notary queue (witness and timestamp jobs; needs DEPOSITORY_REDIS_URL)."""
-    from depository.config import load_config
     from depository.jobs import run_worker
+
+    from depository.config import load_config
 
     config = load_config(home=ctx.find_root().obj.get("home"))
     if not config.redis_url:

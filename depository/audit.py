@@ -126,7 +126,7 @@ def _edge_after(edge: dict[int, tiles.Tile], size: int) -> list[tiles.Tile]:
     return [t for lvl, t in edge.items() if lvl in want and t.coord == want[lvl]]
 
 
-def _check_checkpoint(cp: Row[Any], root: bytes, verifiers: list[Verifier], report: Report) -> None:
+def _check_checkpoint(cp: Row[Any] | Any, root: bytes, verifiers: list[Verifier], report: Report) -> None:
     size, stored_root, note = cp.size, cp.root_hash, cp.note
     try:
         verified = verify_checkpoint(note, verifiers)

@@ -89,7 +89,7 @@ class DepositoryClient:
         q = f"?wait={wait_s:g}" if wait_s else ""
         _, raw, _ = self._request("POST", "/v1/deposits" + q, body, f"multipart/form-data; boundary={boundary}",
                                   headers)
-        return json.loads(raw)  # type: ignore[no-any-return]
+        return json.loads(raw)
 
     def deposit_hashes(self, kind: str, sha256: str, sm3: str, *, size: int | None = None,
                        filename: str | None = None, metadata: dict[str, Any] | None = None,
@@ -101,31 +101,31 @@ class DepositoryClient:
             obj["filename"] = filename
         q = f"?wait={wait_s:g}" if wait_s else ""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/deposits" + q, obj, headers)  # type: ignore[no-any-return]
+        return self._json("POST", "/v1/deposits" + q, obj, headers)
 
     def deposit_batch(self, deposits: list[dict[str, Any]], *, idempotency_key: str | None = None
                       ) -> list[dict[str, Any]]:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/deposits/batch", {"deposits": deposits}, headers)["deposits"]  # type: ignore[no-any-return]
+        return self._json("POST", "/v1/deposits/batch", {"deposits": deposits}, headers)["deposits"]
 
     def get(self, deposit_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/deposits/{deposit_id}")  # type: ignore[no-any-return]
+        return self._json("GET", f"/v1/deposits/{deposit_id}")
 
     def find_by_sha256(self, sha256: str) -> list[dict[str, Any]]:
-        return self._json("GET", f"/v1/deposits?sha256={sha256}")["deposits"]  # type: ignore[no-any-return]
+        return self._json("GET", f"/v1/deposits?sha256={sha256}")["deposits"]
 
     def proof(self, deposit_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/deposits/{deposit_id}/proof")  # type: ignore[no-any-return]
+        return self._json("GET", f"/v1/deposits/{deposit_id}/proof")
 
     def packet(self, deposit_id: str) -> bytes:
         _, raw, _ = self._request("GET", f"/v1/deposits/{deposit_id}/packet.pdf")
         return raw
 
     def matter(self, ref: str) -> dict[str, Any]:
-        return self._json("GET", f"/v1/matters/{ref}")  # type: ignore[no-any-return]
+        return self._json("GET", f"/v1/matters/{ref}")
 
     def keys(self) -> dict[str, Any]:
-        return self._json("GET", "/v1/log/keys")  # type: ignore[no-any-return]
+        return self._json("GET", "/v1/log/keys")
 
 
 def hash_file(path: Path) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import rfc8785
-from evidence.leaf import KINDS, LeafData, meta_hash
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
@@ -26,6 +25,7 @@ from depository.kinds import ID_RE, validate_metadata
 from depository.log import Log
 from depository.models import DepositRow, IdempotencyRow
 from evidence.hashes import parse_hex64
+from evidence.leaf import KINDS, LeafData, meta_hash
 
 STATUSES = ("pending", "sequenced", "timestamped", "witnessed")
 

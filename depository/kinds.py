@@ -13,10 +13,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from evidence.leaf import KINDS
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from depository.errors import ValidationFailed
+from evidence.leaf import KINDS
 
 REF_RE = re.compile(r"^[A-Za-z0-9_.:/#-]{1,128}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

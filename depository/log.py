@@ -38,7 +38,8 @@ IN_CHUNK = 900  # stay under SQLite's bound-parameter limit
 class CheckpointSigner(Protocol):
     """Signs a checkpoint body, returning the signed note (body, blank line, signature lines)."""
 
-    origin: str
+    @property
+    def origin(self) -> str: ...
 
     def sign(self, body: str) -> str: ...
 
@@ -149,7 +150,7 @@ class Log:
         the checkpoint is signed; the final write is compare-and-set on the size it started from.
         """
         with self.engine.connect() as conn:
-            size, root = conn.execute(select(LogTree.size, LogTree.root_hash).where(LogTree.id == 1)).one()
+            size, _root = conn.execute(select(LogTree.size, LogTree.root_hash).where(LogTree.id == 1)).one()
             target = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
             target = min(target, size + max_entries)
             if target <= size:

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 def run_server(config: Config, *, host: str, port: int, workers: int = 2, threads: int = 4) -> None:
     from gunicorn.app.base import BaseApplication
 
-    class _App(BaseApplication):  # type: ignore[misc]
+    class _App(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", max(1, workers))

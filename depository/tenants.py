@@ -92,7 +92,7 @@ class Tenants:
             raise NotFound(f"no tenant {tenant_id}")
         return row  # type: ignore[return-value]
 
-    def list(self) -> list[TenantRow]:
+    def all(self) -> list[TenantRow]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(TenantRow).order_by(TenantRow.created_at)))  # type: ignore[arg-type]
 

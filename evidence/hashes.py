@@ -88,7 +88,7 @@ def digest_stream(stream: BinaryIO | Iterable[bytes]) -> DualHasher:
     """Hash a binary stream (or an iterable of chunks) in chunks of CHUNK_BYTES."""
     h = DualHasher()
     if hasattr(stream, "read"):
-        while chunk := stream.read(CHUNK_BYTES):  # type: ignore[union-attr]
+        while chunk := stream.read(CHUNK_BYTES):
             h.update(chunk)
     else:
         for chunk in stream:

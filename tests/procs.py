@@ -44,7 +44,7 @@ class Proc:
 
     def __init__(self, args: Sequence[str], env: dict[str, str], log_path: Path) -> None:
         self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "wb")
         self.p = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, stdout=self._log,
                                   stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True)
 
@@ -54,7 +54,7 @@ class Proc:
             if self.p.poll() is not None:
                 raise AssertionError(f"process exited {self.p.returncode}: {self.log_path.read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(url, timeout=2):  # noqa: S310
+                with urllib.request.urlopen(url, timeout=2):
                     return
             except OSError:
                 time.sleep(0.1)

@@ -10,7 +10,6 @@ import json
 import tempfile
 from typing import IO, Any
 
-from evidence.leaf import KINDS
 from flask import Blueprint, Request, Response, current_app, jsonify, request
 
 from depository.api.auth import principal
@@ -20,13 +19,15 @@ from depository.kinds import validate_metadata
 from depository.proofs import build_proof
 from depository.wiring import Services
 from evidence.hashes import DualHasher
+from evidence.leaf import KINDS
 
 bp = Blueprint("deposits", __name__)
 MAX_WAIT_S = 30.0
 
 
 def services() -> Services:
-    return current_app.extensions["depository"]  # type: ignore[no-any-return]
+    services_: Services = current_app.extensions["depository"]
+    return services_
 
 
 class HashingSpool:
@@ -172,7 +173,8 @@ def _create_from_file(tenant_id: str) -> Response:
         deposit_id = new_deposit_id()
         spool.file.seek(0)
         # Content first, then the deposit: an acknowledged deposit never lacks the content it promised.
-        s.content.put(tenant_id, deposit_id, tenant.content_cipher, tenant.wrapped_content_key, spool.file)
+        s.content.put(tenant_id, deposit_id, tenant.content_cipher, tenant.wrapped_content_key,
+                      spool.file)  # type: ignore[arg-type]
         stored = True
     idem = _idempotency(b"file\0" + h.sha256 + h.sm3 + json.dumps(metadata, sort_keys=True).encode())
 

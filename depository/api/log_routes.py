@@ -16,7 +16,8 @@ bp = Blueprint("log", __name__)
 
 
 def services() -> Services:
-    return current_app.extensions["depository"]  # type: ignore[no-any-return]
+    services_: Services = current_app.extensions["depository"]
+    return services_
 
 
 @bp.get("/checkpoint")

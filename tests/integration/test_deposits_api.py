@@ -70,7 +70,7 @@ def test_batch_keeps_order_and_is_all_or_nothing(client: Any, services: Any, ten
     assert resp.status_code == 201
     got = resp.json["deposits"]
     assert [d["sha256"] for d in got] == [i["sha256"] for i in items]
-    bad = items + [{"kind": "other", "sha256": "zz", "sm3": "0" * 64}]
+    bad = [*items, {"kind": "other", "sha256": "zz", "sm3": "0" * 64}]
     before = services.log.sizes()
     resp = client.post("/v1/deposits/batch", headers=auth(tenant[1]), json={"deposits": bad})
     assert resp.status_code == 422 and "deposits[50]" in resp.json["detail"]

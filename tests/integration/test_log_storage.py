@@ -13,9 +13,10 @@ from depository.log import integrate_all
 from depository.models import TileRow
 from evidence import merkle, tiles
 from evidence.checkpoint import verify_checkpoint
-from tests.unit.evidence.merkle_reference import mth, path as ref_path, proof as ref_proof
-
 from tests.conftest import auth
+from tests.unit.evidence.merkle_reference import mth
+from tests.unit.evidence.merkle_reference import path as ref_path
+from tests.unit.evidence.merkle_reference import proof as ref_proof
 
 
 def _add(services: Any, n: int, start: int = 0) -> list[bytes]:
