@@ -1,17 +1,115 @@
-"""Evidence packets: generate (`proof`) and check offline (`verify`)."""
+"""Evidence packets: generate (`proof`) on the local home and check offline (`verify`).
+
+`verify` needs no server, no home and no network: the packet, optionally the original file and a trust
+directory. It prints one row per check and exits 0 only if every check passes; a file that is not a
+packet (or is truncated) gets one line on stderr and exit 2, never a traceback.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import click
 
+if TYPE_CHECKING:
+    from depository.deposits import Deposit
+    from depository.wiring import Services
+    from evidence.verify import Check
+
 
 @click.command()
-def proof() -> None:
-    """Write the court-ready evidence packet (PDF) of one or more deposits."""
-    raise click.ClickException("evidence packets are not available in this build")
+@click.argument("deposit_ids", nargs=-1, required=True)
+@click.option("-o", "--output", "output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the PDF.")
+@click.option("--tenant", help="Tenant id owning the deposits (default: found from the deposit ids).")
+@click.option("--matter", help="Matter reference printed on a matter packet's cover.")
+@click.pass_context
+def proof(ctx: click.Context, deposit_ids: tuple[str, ...], output: Path, tenant: str | None,
+          matter: str | None) -> None:
+    """Write the signed evidence packet of DEPOSIT_IDS (several ids: one matter packet)."""
+    from depository.config import load_config
+    from depository.packets import build_packet
+    from depository.wiring import build_services
+
+    config = load_config(home=ctx.obj.get("home") if ctx.obj else None)
+    s = build_services(config)
+    try:
+        deposits = [_find(s, i, tenant) for i in deposit_ids]
+        owners = {d.tenant_id for d in deposits}
+        if len(owners) > 1:
+            raise click.ClickException("the deposits belong to different tenants; a packet holds one tenant's")
+        pdf = build_packet(s, deposits, matter=matter)
+    finally:
+        s.close()
+    output.write_bytes(pdf)
+    click.echo(json.dumps({"packet": str(output), "deposits": list(deposit_ids), "bytes": len(pdf)}))
+
+
+def _find(s: Services, deposit_id: str, tenant: str | None) -> Deposit:
+    """A deposit by id on the local home (the operator's CLI may read every tenant's deposits)."""
+    from sqlalchemy import select
+
+    from depository.errors import NotFound
+    from depository.models import DepositRow
+
+    if tenant is None:
+        with s.engine.connect() as conn:
+            tenant = conn.execute(select(DepositRow.tenant_id).where(DepositRow.id == deposit_id)).scalar()
+        if tenant is None:
+            raise NotFound(f"no deposit {deposit_id}")
+    return s.deposits.get(tenant, deposit_id)
 
 
 @click.command()
-def verify() -> None:
-    """Check an evidence packet offline."""
-    raise click.ClickException("offline verification is not available in this build")
+@click.argument("packet", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--file", "original", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The original file, to check against the hashes in the leaf.")
+@click.option("--trust", "trust_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory with log.vkey, log-sm2.pem, witness-policy.txt, tsa-ca.pem, packet-ca.pem.")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def verify(packet: Path, original: Path | None, trust_dir: Path | None, as_json: bool) -> None:
+    """Check an evidence packet (PDF) or a proof bundle (JSON) offline; exit 0 only if every check passes."""
+    from evidence.errors import EvidenceError
+    from evidence.verify import Trust, all_passed, read_any, verify_bundle, verify_packet
+
+    try:
+        data = packet.read_bytes()
+        file_bytes = original.read_bytes() if original else None
+        trust = Trust.from_dir(trust_dir) if trust_dir else None
+        kind = read_any(data)
+        checks = (verify_packet(data, file=file_bytes, trust=trust) if kind == "pdf"
+                  else verify_bundle(data, file=file_bytes, trust=trust))
+    except EvidenceError as e:
+        click.echo(f"error: {packet}: {e.diagnostics()}", err=True)
+        sys.exit(2)
+    ok = all_passed(checks)
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "trusted": trust is not None,
+                               "checks": [c.to_json() for c in checks]}, indent=2, ensure_ascii=False))
+    else:
+        _table(checks, packet, trust is not None, ok)
+    sys.exit(0 if ok else 1)
+
+
+def _table(checks: list[Check], packet: Path, trusted: bool, ok: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Verification of {packet.name}", show_lines=False)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Result", no_wrap=True)
+    table.add_column("Detail")
+    table.add_column("Why it matters", style="dim")
+    styles = {"pass": "[green]PASS[/green]", "fail": "[bold red]FAIL[/bold red]",
+              "not present": "[yellow]not present[/yellow]"}
+    for c in checks:
+        table.add_row(c.name, styles.get(c.status, c.status), c.detail, c.explanation)
+    console.print(table)
+    if not trusted:
+        console.print("[yellow]No --trust directory: keys were taken from the packet itself (untrusted keys). "
+                      "This shows consistency, not who signed.[/yellow]")
+    console.print("[bold green]ALL CHECKS PASSED[/bold green]" if ok else "[bold red]VERIFICATION FAILED[/bold red]")

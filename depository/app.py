@@ -49,3 +49,6 @@ def _register_optional_blueprints(app: Flask) -> None:
 
     app.register_blueprint(deposits_routes.bp)
     app.register_blueprint(metrics_routes.bp)
+    from depository.api import packet_routes
+
+    app.register_blueprint(packet_routes.bp)

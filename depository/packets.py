@@ -29,6 +29,7 @@ import io
 import logging
 import os
 import tempfile
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -168,6 +169,28 @@ class PyHankoStamper(PyHankoTimeStamper):
         return cms.ContentInfo.load(der)
 
 
+_ADAPTERS: weakref.WeakKeyDictionary[TimeStamper, PyHankoStamper] = weakref.WeakKeyDictionary()
+
+
+def _adapter(stamper: TimeStamper) -> PyHankoStamper:
+    """One adapter per stamper, kept while the stamper lives: pyHanko caches the size-estimation token
+    it asks for first, so steady-state signing costs two tokens (signature and document timestamp)."""
+    adapter = _ADAPTERS.get(stamper)
+    if adapter is None:
+        adapter = _ADAPTERS[stamper] = PyHankoStamper(stamper)
+    return adapter
+
+
+class _NoFetchNotice(logging.Filter):
+    """Drop pyHanko's notice that fetching is off: packets embed their own CRL on purpose."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "fetching is not allowed" not in record.getMessage()
+
+
+logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_NoFetchNotice())
+
+
 def seal_packet(pdf: bytes, material: PacketMaterial, *, timestamper: TimeStamper | None = None,
                 tsa_ca_pems: Sequence[bytes] = (), signer_name: str = "Evidence Depository") -> bytes:
     """Sign an unsigned packet: PAdES with LT data in the signed revision; B-LTA when a TSA is given.
@@ -188,7 +211,7 @@ def seal_packet(pdf: bytes, material: PacketMaterial, *, timestamper: TimeStampe
     roots = _certs(material.ca_path.read_bytes()) + [c for b in tsa_ca_pems for c in _certs(b)]
     vc = ValidationContext(trust_roots=roots, crls=[_crl(material.crl_path.read_bytes())],
                            allow_fetching=False, revocation_mode="soft-fail")
-    ts = PyHankoStamper(timestamper) if timestamper is not None else None
+    ts = _adapter(timestamper) if timestamper is not None else None
     meta = PdfSignatureMetadata(
         field_name=SIGNATURE_FIELD, md_algorithm="sha256", subfilter=SigSeedSubFilter.PADES,
         reason="Evidence packet: proof of deposit, integrity and time", name=signer_name,

@@ -1,0 +1,24 @@
+"""`GET /v1/deposits/<id>/packet.pdf`: the one-click, signed evidence packet of one deposit."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from depository.api.auth import principal
+from depository.packets import build_packet
+from depository.wiring import Services
+
+bp = Blueprint("packets", __name__)
+
+
+@bp.get("/v1/deposits/<deposit_id>/packet.pdf")
+def get_packet(deposit_id: str) -> Response:
+    """404 for an unknown (or another tenant's) deposit, 409 + Retry-After while it awaits a checkpoint."""
+    p = principal("proof")
+    s: Services = current_app.extensions["depository"]
+    d = s.deposits.get(p.tenant_id, deposit_id)
+    pdf = build_packet(s, [d])
+    resp = Response(pdf, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f'attachment; filename="evidence-packet-{d.id}.pdf"'
+    resp.headers["Cache-Control"] = "private, no-store"
+    return resp
