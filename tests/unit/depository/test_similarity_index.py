@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
-from test_fingerprint import ARTICLE, UNRELATED, encode, make_picture
 
 from depository.monitoring.fingerprint import (
     IMAGE_MATCH_THRESHOLD,
@@ -22,6 +21,11 @@ from depository.monitoring.fingerprint import (
     match,
 )
 from depository.monitoring.index import STATE_FORMAT, Match, SimilarityIndex
+
+try:  # tests/unit/depository is a package now; stay importable if its __init__.py goes away
+    from .test_fingerprint import ARTICLE, UNRELATED, encode, make_picture
+except ImportError:
+    from test_fingerprint import ARTICLE, UNRELATED, encode, make_picture  # type: ignore[no-redef]
 
 N_RANDOM = 1000
 
