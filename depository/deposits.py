@@ -20,6 +20,7 @@ import rfc8785
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from depository.db import bulk_insert
 from depository.errors import BadRequest, Conflict, NotFound, ValidationFailed
 from depository.kinds import ID_RE, validate_metadata
 from depository.log import Log
@@ -28,6 +29,8 @@ from evidence.hashes import parse_hex64
 from evidence.leaf import KINDS, LeafData, meta_hash
 
 STATUSES = ("pending", "sequenced", "timestamped", "witnessed")
+DEPOSIT_COLUMNS = ("id", "tenant_id", "kind", "sha256", "sm3", "size", "filename", "content_type", "metadata_json",
+                   "matter", "follows", "received", "leaf_index", "content_stored")
 
 
 @dataclass
@@ -188,7 +191,7 @@ class Deposits:
                 indices = self.log.sequence(conn, entries)
                 for row, idx in zip(rows, indices, strict=True):
                     row["leaf_index"] = idx
-                conn.execute(insert(DepositRow), rows)
+                bulk_insert(conn, "deposits", DEPOSIT_COLUMNS, [tuple(r[c] for c in DEPOSIT_COLUMNS) for r in rows])
                 deposits = [Deposit.from_row(_Obj(r)) for r in rows]
                 if idempotency:
                     status, body = response_builder(deposits)
