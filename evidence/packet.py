@@ -616,7 +616,7 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
         Paragraph(_mono_breakable(
             f"openssl ts -verify -data {pre.replace('&lt;', '<').replace('&gt;', '>')}checkpoint-body.txt "
             f"-in {pre.replace('&lt;', '<').replace('&gt;', '>')}timestamp.tsr -token_in -CAfile tsa-ca.pem",
-            90), cmd),
+            104), cmd),
         Paragraph(
             "It must print <font name='Courier'>Verification: OK</font>. tsa-ca.pem is trust/tsa-ca.pem; the "
             "chain as the TSA sent it is also attached as tsa-chain.pem (its last certificate is the root).",
