@@ -295,7 +295,7 @@ class Log:
                 loaded: dict[tuple[int, int], tiles.Tile] = {}
                 if coords:
                     where = " OR ".join([f"(level = {mark} AND idx = {mark})"] * len(coords))
-                    cur.execute("SELECT level, idx, hashes, inner FROM log_tiles WHERE " + where,  # noqa: S608
+                    cur.execute('SELECT level, idx, hashes, "inner" FROM log_tiles WHERE ' + where,  # noqa: S608
                                 [v for c in coords for v in c])
                     for level, idx, hashes, inner in cur.fetchall():
                         loaded[(level, idx)] = tiles.Tile(level, idx, bytes(hashes), bytes(inner))
