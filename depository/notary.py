@@ -246,10 +246,15 @@ class Notary:
         return self.notarize_many([checkpoint_id])
 
     def notarize_many(self, checkpoint_ids: Sequence[int]) -> dict[str, Any]:
-        stamped = 0
-        for cid in checkpoint_ids:
-            stamped += self._timestamp(self.log.checkpoint(cid))
-        witnessed = self._witness_latest()
+        """Stamp each checkpoint while, at the same time, the witnesses are asked about the latest one.
+
+        The TSA and the witnesses are independent parties, so their round trips overlap: the
+        checkpoint-to-done latency is the slower of the two, not their sum.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="notary-witness") as pool:
+            witnessing = pool.submit(self._witness_latest)
+            stamped = sum(self._timestamp(self.log.checkpoint(cid)) for cid in checkpoint_ids)
+            witnessed = witnessing.result()
         return {"timestamped": stamped, "witnessed": witnessed}
 
     def sweep(self) -> dict[str, Any]:
