@@ -25,10 +25,10 @@ from sqlalchemy import create_engine, func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from depository.config import load_config  # noqa: E402
-from depository.log import Log  # noqa: E402
-from depository.models import TileRow  # noqa: E402
-from depository.wiring import build_services, init_home  # noqa: E402
+from depository.config import load_config
+from depository.log import Log
+from depository.models import TileRow
+from depository.wiring import build_services, init_home
 
 PG = os.environ.get("DEPOSITORY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -96,8 +96,12 @@ def run_backend(backend: str, leaves: int, proof_leaves: int, batch: int, tmp: P
                                   "checkpoints": batches}
         out.update({f"at_{leaves}_{k}": v for k, v in proofs(s.log, leaves).items()})
         if proof_leaves > leaves:
-            sequence(s.log, leaves, proof_leaves - leaves, chunk=50_000)
-            integrate(s.log, 200_000)
+            done = leaves
+            while done < proof_leaves:  # in steps, under the sequencer's back-pressure limit
+                step = min(1_000_000, proof_leaves - done)
+                sequence(s.log, done, step, chunk=50_000)
+                integrate(s.log, 200_000)
+                done += step
             out.update({f"at_{proof_leaves}_{k}": v for k, v in proofs(s.log, proof_leaves).items()})
         size = max(leaves, proof_leaves)
         with s.engine.connect() as conn:

@@ -116,6 +116,11 @@ class Deposit:
         return cls(r.id, r.tenant_id, r.kind, r.sha256, r.sm3, r.size, r.filename, r.content_type,
                    json.loads(r.metadata_json), received, r.leaf_index, r.content_stored)
 
+    def summary(self, status: str) -> dict[str, Any]:
+        """What a batch answer lists per deposit: identity, hashes, place in the log, status."""
+        return {"id": self.id, "kind": self.kind, "sha256": self.sha256, "sm3": self.sm3,
+                "received": rfc3339_ms(self.received), "leaf_index": self.leaf_index, "status": status}
+
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "kind": self.kind, "sha256": self.sha256, "sm3": self.sm3, "size": self.size,
                "filename": self.filename, "content_type": self.content_type,

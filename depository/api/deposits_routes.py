@@ -204,10 +204,22 @@ def create_batch() -> Response:
     idem = _idempotency(body)
 
     def answer(deps: list[Deposit]) -> tuple[int, str]:
-        return 201, json.dumps({"deposits": [_plain(d) for d in deps]})
+        return 201, json.dumps({"deposits": [d.summary("pending") for d in deps]})
 
     result = s.deposits.create_many(p.tenant_id, reqs, idempotency=idem, response_builder=answer)
-    return _finish(result, 201, lambda items: {"deposits": items})
+    if isinstance(result, tuple):
+        return _finish(result, 201, None)
+    # A batch answer lists each deposit's identity and place, not its metadata echoed back 10,000 times.
+    wait = _wait_arg()
+    if wait and result:
+        s.log.wait_for_size(max(d.leaf_index for d in result) + 1, wait)
+    statuses = s.deposits_status([result[0].leaf_index, result[-1].leaf_index]) if result else {}
+    last = statuses.get(result[-1].leaf_index, "pending") if result else "pending"
+    first = statuses.get(result[0].leaf_index, "pending") if result else "pending"
+    resp = jsonify({"deposits": [d.summary(first if first == last else s.deposits_status([d.leaf_index])[d.leaf_index])
+                                 for d in result]})
+    resp.status_code = 201
+    return resp
 
 
 @bp.get("/v1/deposits/<deposit_id>")

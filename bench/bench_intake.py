@@ -1,0 +1,175 @@
+"""Intake benchmark (issue 3): the batch API through gunicorn, sustained, with integration keeping pace.
+
+    python bench/bench_intake.py --backend sqlite|postgresql [--seconds 60] [--batch 5000] [--clients 3]
+                                 [--workers 2] [--mode batch|single|file1k]
+
+Starts `depository serve` (gunicorn, --workers) on 127.0.0.1 in a fresh home, then `--clients` client
+threads in this process send pre-built request bodies over keep-alive connections for `--seconds`.
+Reports acknowledged deposits/s, request latency p50/p99, and deposit -> checkpoint latency: a sampler polls
+/metrics every 20 ms and each batch's last index is matched with the first time the tree covered it.
+The load generator shares the machine's 2 cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.procs import Proc, cli_env, free_port, run_cli
+
+PG = os.environ.get("DEPOSITORY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def fresh_pg(name: str) -> str:
+    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG.rsplit("/", 1)[0] + "/" + name
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else float("nan")
+
+
+def batch_body(n: int) -> bytes:
+    items = [{"kind": "contract", "sha256": secrets.token_hex(32), "sm3": secrets.token_hex(32), "size": 1000,
+              "metadata": {"parties": [{"name": "Acme Rentals"}, {"name": f"Tenant {i}"}], "matter": f"ORD-{i}"}}
+             for i in range(n)]
+    return json.dumps({"deposits": items}).encode()
+
+
+def multipart_1k() -> tuple[bytes, str]:
+    boundary = "b" + secrets.token_hex(8)
+    content = secrets.token_bytes(1024)
+    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\nother\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--backend", default="sqlite")
+    ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--batch", type=int, default=5000)
+    ap.add_argument("--clients", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mode", default="batch", choices=["batch", "single", "file1k"])
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
+    settings = {"batch_interval_ms": "100", "batch_max_entries": "50000"}
+    if args.backend == "postgresql":
+        settings["database_url"] = fresh_pg("dep_bench_intake")
+    env = cli_env(tmp / "home", **settings)
+    run_cli(["init"], env)
+    key = json.loads(run_cli(["tenant", "create", "Bench"], env).stdout)["api_key"]
+    port = free_port()
+    server = Proc(["serve", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)],
+                  env, tmp / "serve.log")
+    server.wait_http(f"http://127.0.0.1:{port}/healthz")
+    headers = {"Authorization": f"Bearer {key}"}
+    if args.mode == "batch":
+        bodies = [batch_body(args.batch) for _ in range(8)]
+        path, ctype, per_req = "/v1/deposits/batch", "application/json", args.batch
+    elif args.mode == "single":
+        bodies = [json.dumps({"kind": "other", "sha256": secrets.token_hex(32), "sm3": secrets.token_hex(32)}
+                             ).encode() for _ in range(64)]
+        path, ctype, per_req = "/v1/deposits", "application/json", 1
+    else:
+        mp = [multipart_1k() for _ in range(16)]
+        bodies = [b for b, _ in mp]
+        path, ctype, per_req = "/v1/deposits", mp[0][1], 1
+
+    acks: list[tuple[float, int]] = []  # (ack time, max leaf index)
+    lat: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + args.seconds
+    tree: list[tuple[float, int]] = []
+
+    def sampler() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < stop + 15:
+            c.request("GET", "/metrics")
+            body = c.getresponse().read().decode()
+            size = int(next(line.split()[1] for line in body.splitlines() if line.startswith("depository_tree_size ")))
+            tree.append((time.monotonic(), size))
+            with lock:
+                if acks and size > max(i for _, i in acks) and time.monotonic() > stop:
+                    return
+            time.sleep(0.02)
+
+    def client(n: int) -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        i = n
+        while time.monotonic() < stop:
+            body = bodies[i % len(bodies)]
+            i += 1
+            if args.mode == "batch":  # fresh hashes are not needed: each deposit gets its own id and salt
+                pass
+            t = time.monotonic()
+            c.request("POST", path, body=body, headers={**headers, "Content-Type": ctype})
+            resp = c.getresponse()
+            raw = resp.read()
+            t2 = time.monotonic()
+            if resp.status != 201:
+                errors[0] += 1
+                continue
+            obj = json.loads(raw)
+            idx = max(d["leaf_index"] for d in obj["deposits"]) if "deposits" in obj else obj["leaf_index"]
+            with lock:
+                lat.append(t2 - t)
+                acks.append((t2, idx))
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
+    samp = threading.Thread(target=sampler)
+    samp.start()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.monotonic() - t0
+    samp.join()
+    server.stop()
+    # deposit -> checkpoint latency per acknowledged request
+    inc = []
+    j = 0
+    for ack_t, idx in sorted(acks, key=lambda a: a[0]):
+        while j < len(tree) and (tree[j][0] < ack_t or tree[j][1] <= idx):
+            if tree[j][1] > idx and tree[j][0] >= ack_t:
+                break
+            j += 1 if tree[j][1] <= idx else 0
+            if j < len(tree) and tree[j][1] > idx:
+                break
+        k = next((t for t, s in tree if s > idx and t >= ack_t - 0.05), None)
+        if k is not None:
+            inc.append(max(0.0, k - ack_t))
+    n = len(acks) * per_req
+    print(json.dumps({"backend": args.backend, "mode": args.mode, "workers": args.workers, "clients": args.clients,
+                      "batch": per_req, "seconds": round(elapsed, 1), "requests": len(acks), "errors": errors[0],
+                      "deposits": n, "deposits_per_s": round(n / elapsed),
+                      "request_p50_ms": round(statistics.median(lat) * 1e3, 1) if lat else None,
+                      "request_p99_ms": round(pct(lat, 0.99) * 1e3, 1),
+                      "to_checkpoint_p50_ms": round(statistics.median(inc) * 1e3) if inc else None,
+                      "to_checkpoint_p99_ms": round(pct(inc, 0.99) * 1e3) if inc else None}))
+
+
+if __name__ == "__main__":
+    main()
