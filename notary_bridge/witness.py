@@ -40,6 +40,7 @@ Home layout (`init_witness_home`, created on first start, before the server list
     <home>/witness.vkey        its verifier key (cosignature vkey text), what a policy file names
     <home>/witness-sm2.skey    SM2 witness key (only with --sm2), mode 0600
     <home>/witness-sm2.vkey    its verifier key (0xff "SM2-SM3-cosignature/v1")
+    <home>/witness-sm2.pem     the same public key as PEM SubjectPublicKeyInfo, for `openssl pkeyutl`
     <home>/witness.db          SQLite: per origin, the size and root last cosigned
 """
 
@@ -57,6 +58,7 @@ from pathlib import Path
 from evidence import merkle
 from evidence.checkpoint import Checkpoint, parse_decimal
 from evidence.cosignature import (
+    SM2CosignatureSigner,
     WitnessSigner,
     generate_sm2_witness_key,
     generate_witness_key,
@@ -399,6 +401,10 @@ class WitnessHome:
         return self.root / "witness-sm2.vkey"
 
     @property
+    def sm2_pem(self) -> Path:
+        return self.root / "witness-sm2.pem"
+
+    @property
     def db(self) -> Path:
         return self.root / "witness.db"
 
@@ -439,7 +445,12 @@ def init_witness_home(home: Path, name: str, *, sm2: bool = False) -> list[Witne
     h.root.mkdir(parents=True, exist_ok=True)
     signers = [_ensure_key(h.skey, h.vkey, name, generate_witness_key)]
     if sm2:
-        signers.append(_ensure_key(h.sm2_skey, h.sm2_vkey, name, generate_sm2_witness_key))
+        sm2_signer = _ensure_key(h.sm2_skey, h.sm2_vkey, name, generate_sm2_witness_key)
+        assert isinstance(sm2_signer, SM2CosignatureSigner)
+        pem = sm2_signer.private_key.public_key().to_pem()
+        if not h.sm2_pem.exists() or h.sm2_pem.read_text(encoding="utf-8") != pem:
+            _write(h.sm2_pem, pem, 0o644)
+        signers.append(sm2_signer)
     return signers
 
 

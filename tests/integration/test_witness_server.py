@@ -177,3 +177,26 @@ def test_cli_witness_serve_bad_log_key(tmp_path: Path) -> None:
                        timeout=30)
     assert r.returncode != 0
     assert r.stderr.strip().startswith("error:") and "--log" in r.stderr
+
+
+def test_sm2_cosignature_verifies_with_openssl(tmp_path: Path, tiny: TinyLog) -> None:
+    """The docs/formats.md recipe: an SM2 cosignature checked with `openssl pkeyutl` and nothing of ours."""
+    import base64
+
+    w = load_witness(tmp_path / "w", NAME, [tiny.vkey], sm2=True)
+    answer = w.add_checkpoint(tiny.request(0, 6))
+    assert answer.status == 200
+    sm2_line = answer.body.decode().splitlines()[1]
+    blob = base64.b64decode(sm2_line.split(" ")[2])
+    timestamp = int.from_bytes(blob[4:12], "big")
+    (tmp_path / "sig.der").write_bytes(blob[12:])
+    (tmp_path / "msg.bin").write_bytes(b"cosignature/v1\ntime %d\n" % timestamp + tiny.body(6).encode())
+    cmd = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", str(tmp_path / "w" / "witness-sm2.pem"),
+           "-rawin", "-digest", "sm3", "-pkeyopt", "distid:1234567812345678",
+           "-in", str(tmp_path / "msg.bin"), "-sigfile", str(tmp_path / "sig.der")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "Signature Verified Successfully" in r.stdout, r.stdout + r.stderr
+    # A different body does not verify.
+    (tmp_path / "msg.bin").write_bytes(b"cosignature/v1\ntime %d\n" % timestamp + tiny.body(5).encode())
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0
