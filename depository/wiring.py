@@ -121,8 +121,13 @@ class Services:
 
 def init_home(config: Config) -> LogKeys:
     """Create the home: directories, keys, schema, the empty checkpoint. Idempotent."""
+    from depository.packets import init_packet_material
+    from notary_bridge.tsa_server import init_tsa_material
+
     config.home.mkdir(parents=True, exist_ok=True)
     keys = init_log_keys(config.keys_dir, config.log_origin)
+    init_tsa_material(config.home, "Depository TSA")  # the built-in TSA's CA and certificate
+    init_packet_material(config.home)  # the packet signer's CA, certificate and CRL
     migrate(config.effective_database_url)
     engine = make_engine(config.effective_database_url)
     try:

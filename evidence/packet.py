@@ -231,7 +231,7 @@ def witness_rows(bundle: ProofBundle, policy: Policy | None) -> tuple[list[Witne
     rows, ok_names = [], set()
     for w in policy.witnesses:
         line = next(
-            (s.to_line() for s in signed.signatures if (s.name, s.key_id) == (w.name, w.verifier.key_id)),
+            (s.to_line() for s in signed.signatures if (s.name, s.key_id) == (w.verifier.name, w.verifier.key_id)),
             None,
         )
         kid = f"{w.verifier.key_id:08x}"
