@@ -38,7 +38,8 @@ ORIGIN = "demo.depository.example/log"
 WITNESSES = (("court", "court.demo.example/witness"), ("notary-a", "notary-a.demo.example/witness"),
              ("notary-b", "notary-b.demo.example/witness"))
 LEASE_META = {"title": "Residential lease agreement",
-              "parties": [{"name": "Acme Rentals Ltd", "role": "landlord"}, {"name": "Li Wei (李伟)", "role": "tenant"}],
+              "parties": [{"name": "Acme Rentals Ltd", "role": "landlord"},
+                          {"name": "Li Wei (李伟)", "role": "tenant"}],
               "property": "Flat 12B, 88 Century Avenue, Shanghai", "term": {"start": "2027-01-01", "end": "2027-12-31"},
               "rent": {"amount": "6500", "currency": "CNY", "period": "month"}}
 INVOICE_META = {"number": "INV-2026-0042", "issuer": "Acme Rentals Ltd", "buyer": "Li Wei", "amount": "6500.00",
@@ -163,7 +164,7 @@ def run_demo(out: Path, *, once: bool, echo: Callable[[str], None] = print,
         api_url = f"http://127.0.0.1:{server.server_port}"
         echo(f"API        {api_url}")
 
-        tenant_id, api_key = services.tenants.create(
+        _tenant_id, api_key = services.tenants.create(
             "Acme Rentals Ltd", store_content=True, wrapped_content_key=services.content.new_tenant_key("aes-256-gcm"))
         client = DepositoryClient(api_url, api_key)
         lease = client.deposit_file(samples["lease"], "contract", LEASE_META, matter="LEASE-2027-12B",
