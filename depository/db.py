@@ -86,4 +86,4 @@ def alembic_config(url: str) -> AlembicConfig:
 
 def migrate(url: str) -> None:
     """Bring the schema to the newest migration (idempotent)."""
-    command.upgrade(alembic_config(url), "head")
+    command.upgrade(alembic_config(url), "heads")
