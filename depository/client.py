@@ -6,6 +6,7 @@ the server's RFC 9457 problem (type, title, detail, status).
 
 from __future__ import annotations
 
+import http.client
 import json
 import mimetypes
 import secrets
@@ -61,6 +62,9 @@ class DepositoryClient:
                 raise ClientError(e.code, str(e.reason), raw[:200].decode(errors="replace")) from None
         except urllib.error.URLError as e:
             raise ClientError(0, "cannot reach the depository", f"{self.base_url}: {e.reason}") from None
+        except (OSError, http.client.HTTPException) as e:
+            # A connection reset or a server that died mid-answer: nothing was acknowledged.
+            raise ClientError(0, "the connection to the depository failed", f"{self.base_url}: {e}") from None
 
     def _json(self, method: str, path: str, obj: Any = None, headers: dict[str, str] | None = None) -> Any:
         body = json.dumps(obj).encode() if obj is not None else None
