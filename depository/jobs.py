@@ -109,6 +109,10 @@ class Dispatcher:
     def request_sweep(self) -> None:
         self._enqueue(sweep, (self.home,), f"notary-{self.tag}-sweep")
 
+    def close(self) -> None:
+        """Release the Redis connection pool (the notary calls this when it stops)."""
+        self.connection.close()
+
     def depth(self) -> int:
         try:
             return int(self.queue.count)

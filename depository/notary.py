@@ -153,6 +153,7 @@ class Notary:
         submit: Callable[[int], None] | None = None,
         request_sweep: Callable[[], None] | None = None,
         queue_depth: Callable[[], int] | None = None,
+        on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.log = the_log
@@ -166,6 +167,7 @@ class Notary:
         self._submit_remote = submit
         self._request_sweep = request_sweep
         self._remote_depth = queue_depth
+        self._on_stop = on_stop
         self._queue: queue.Queue[int] = queue.Queue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -201,6 +203,8 @@ class Notary:
                 if ep.client is not None:
                     ep.client.close()
                     ep.client = None
+        if self._on_stop is not None:
+            self._on_stop()
 
     def _run_local(self) -> None:
         while not self._stop.is_set():
@@ -613,14 +617,15 @@ def build_notary(config: Config, engine: Engine, the_log: Log) -> Notary:
     policy, text = (load_policy(config.witness_policy_file, the_log.origin)
                     if config.witness_policy_file else (None, None))
     stamper, ca_pem = build_stamper(config)
-    submit = request_sweep = depth = None
+    submit = request_sweep = depth = on_stop = None
     if config.redis_url:
         from depository import jobs
 
         dispatcher = jobs.Dispatcher(config)
         submit, request_sweep, depth = dispatcher.submit, dispatcher.request_sweep, dispatcher.depth
+        on_stop = dispatcher.close
     notary = Notary(engine, the_log, policy=policy, policy_text=text, stamper=stamper, tsa_ca_pem=ca_pem,
                     retry_max_s=config.notary_retry_max_s, submit=submit, request_sweep=request_sweep,
-                    queue_depth=depth)
+                    queue_depth=depth, on_stop=on_stop)
     the_log.add_listener(notary.on_checkpoint)
     return notary
