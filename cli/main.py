@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli import demo_cmd, log_cmds, notary_cmds, proof_cmds
+from cli import demo_cmd, log_cmds, notary_cmds, proof_cmds, user_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,6 +69,7 @@ cli.add_command(notary_cmds.worker)
 cli.add_command(proof_cmds.proof)
 cli.add_command(proof_cmds.verify)
 cli.add_command(demo_cmd.demo)
+cli.add_command(user_cmds.user)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+import depository.console.models  # noqa: F401  (the console's tables, revision 0003)
 from depository.models import Base
 
 target_metadata = Base.metadata

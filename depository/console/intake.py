@@ -1,0 +1,83 @@
+"""A person's upload, through the same service path as `POST /v1/deposits` (multipart).
+
+The request class (`DepositoryRequest`) has already streamed the file into a `HashingSpool`, so the
+SHA-256 and SM3 are known when the form is read; what follows mirrors the API's `_create_from_file`:
+metadata validated per kind, content stored first when the tenant keeps content, then one
+`Deposits.create_many` transaction that sequences the leaf.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from depository.api.deposits_routes import HashingSpool
+from depository.deposits import Deposit, DepositRequest, merge_refs, new_deposit_id
+from depository.errors import BadRequest, ValidationFailed
+from depository.kinds import validate_metadata
+from depository.wiring import Services
+from evidence.leaf import KINDS
+
+
+@dataclass(frozen=True)
+class UploaderKey:
+    """What the rate limiter keys on for a person (API callers are keyed by their API key id)."""
+
+    key_id: str
+
+
+def metadata_from_form(form: MultiDict[str, str]) -> tuple[str, dict[str, Any]]:
+    """(kind, metadata) from the upload form: optional JSON details, plus title, parties and matter.
+
+    Parties are typed as one name per line (or comma-separated) and become the contract's `parties`.
+    """
+    kind = form.get("kind", "")
+    if kind not in KINDS:
+        raise ValidationFailed(f"choose a kind: one of {', '.join(KINDS)}")
+    raw = (form.get("metadata") or "").strip()
+    try:
+        metadata = json.loads(raw) if raw else {}
+    except ValueError as e:
+        raise ValidationFailed(f"the details are not valid JSON: {e}") from e
+    if not isinstance(metadata, dict):
+        raise ValidationFailed("the details must be a JSON object")
+    title = (form.get("title") or "").strip()
+    if title:
+        metadata.setdefault("title", title)
+    names = [n.strip() for line in (form.get("parties") or "").splitlines() for n in line.split(",") if n.strip()]
+    if names:
+        metadata.setdefault("parties", [{"name": n} for n in names])
+    metadata = merge_refs(metadata, (form.get("matter") or "").strip() or None,
+                          (form.get("follows") or "").strip() or None)
+    validate_metadata(kind, metadata)
+    return kind, metadata
+
+
+def deposit_upload(s: Services, tenant_id: str, user_id: str, upload: FileStorage | None,
+                   form: MultiDict[str, str]) -> Deposit:
+    """Deposit the uploaded file for `tenant_id`; returns the sequenced deposit."""
+    if upload is None or not isinstance(upload.stream, HashingSpool):
+        raise BadRequest("choose a file to deposit")
+    s.check_backpressure(UploaderKey("user:" + user_id))
+    kind, metadata = metadata_from_form(form)
+    spool: HashingSpool = upload.stream
+    h = spool.hasher
+    filename = (upload.filename or "upload.bin").replace("/", "_").replace("\\", "_")[:255]
+    req = DepositRequest(kind, h.sha256, h.sm3, h.size, metadata, filename,
+                         upload.mimetype or "application/octet-stream")
+    tenant = s.tenants.get(tenant_id)
+    deposit_id, stored = None, False
+    if tenant.store_content and tenant.wrapped_content_key:
+        deposit_id = new_deposit_id()
+        spool.file.seek(0)
+        # Content first, then the deposit: an acknowledged deposit never lacks the content it promised.
+        s.content.put(tenant_id, deposit_id, tenant.content_cipher, tenant.wrapped_content_key,
+                      spool.file)  # type: ignore[arg-type]
+        stored = True
+    result = s.deposits.create_many(tenant_id, [req], ids=[deposit_id] if deposit_id else None,
+                                    content_stored=stored)
+    assert isinstance(result, list)  # no idempotency key: never a replay
+    return result[0]
