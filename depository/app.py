@@ -52,6 +52,9 @@ def _register_optional_blueprints(app: Flask) -> None:
     from depository.api import packet_routes
 
     app.register_blueprint(packet_routes.bp)
+    from depository.api import monitoring_routes
+
+    app.register_blueprint(monitoring_routes.bp)
     from depository.console.web import init_app as init_console
 
     init_console(app)  # the web console (/console) and the public /verify page

@@ -42,6 +42,19 @@ class Config(BaseModel):
     run_integrator: bool = True
     fetch_allow_cidrs: tuple[str, ...] = ()
     smtp_url: str | None = None
+    # Infringement monitoring (depository/monitoring/): fetch limits, scheduling, notifications.
+    fetch_timeout_s: float = 10.0  # whole fetch of one resource (connect, headers, body)
+    fetch_max_bytes: int = 10 * 1024 * 1024  # a page or image larger than this is a failed fetch
+    fetch_max_redirects: int = 5
+    fetch_user_agent: str = "EvidenceDepositoryMonitor/1.0"
+    fetch_ca_file: Path | None = None  # extra trust roots for https fetches (tests, private PKI)
+    monitor_workers: int = 2  # in-process fetch threads when no Redis is configured
+    monitor_tick_ms: int = 1000  # how often due watches and deliveries are looked for
+    monitor_max_images_per_page: int = 30
+    watch_min_interval_s: int = 60
+    webhook_max_attempts: int = 6  # then the delivery is dead-lettered
+    webhook_retry_base_s: float = 2.0  # backoff: base * 2^(attempt-1)
+    smtp_from: str = "depository@localhost"
 
     @field_validator("log_origin")
     @classmethod

@@ -54,7 +54,7 @@ from depository.deposits import Deposit
 from depository.errors import Conflict, DepositoryError
 from depository.proofs import build_bundle
 from depository.wiring import Services
-from evidence.packet import DepositFacts, PacketEntry, PacketInput, render_packet
+from evidence.packet import Comparison, DepositFacts, PacketEntry, PacketInput, render_packet
 from notary_bridge import pki
 from notary_bridge.errors import TimestampError
 from notary_bridge.tsa import FallbackTimeStamper, HttpTimeStamper, TimeStamper
@@ -286,28 +286,36 @@ def stored_original(s: Services, d: Deposit) -> bytes | None:
     return s.content.read(d.tenant_id, d.id, tenant.content_cipher, tenant.wrapped_content_key)
 
 
-def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None) -> PacketInput:
-    """Gather bundles, facts and originals; Conflict (409, retry) if a deposit is not in a checkpoint yet."""
+def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
+                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None) -> PacketInput:
+    """Gather bundles, facts and originals; Conflict (409, retry) if a deposit is not in a checkpoint yet.
+
+    `originals` supplies content kept outside the content store (monitoring's WARC captures), by deposit id.
+    """
     material = init_packet_material(s.config.home)
     entries = []
     for d in deposits:
         bundle = build_bundle(s, d)
         if bundle is None:
             raise Conflict(f"deposit {d.id} is not in a checkpoint yet; retry shortly", retry_after=1)
-        entries.append(PacketEntry(deposit_facts(s, d), bundle, stored_original(s, d)))
+        original = (originals or {}).get(d.id)
+        entries.append(PacketEntry(deposit_facts(s, d), bundle,
+                                   original if original is not None else stored_original(s, d)))
     if matter is None and len(deposits) > 1:
         refs = {d.metadata.get("matter") for d in deposits}
         matter = str(refs.pop()) if len(refs) == 1 and None not in refs else None
     return PacketInput(entries=entries, public_base_url=s.config.public_base_url,
                        service_name=s.keys.origin, generated_at=datetime.now(UTC),
-                       signer_chain_pem=material.chain_pem(), matter=matter)
+                       signer_chain_pem=material.chain_pem(), matter=matter, comparison=comparison)
 
 
-def build_packet(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None) -> bytes:
-    """The signed packet (one deposit) or matter packet (several) for `deposits`, as PDF bytes."""
+def build_packet(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
+                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None) -> bytes:
+    """The signed packet (one deposit) or matter packet (several) for `deposits`, as PDF bytes; with
+    `comparison`, an infringement packet (a comparison page first)."""
     if not deposits:
         raise PacketError("a packet needs at least one deposit")
     material = init_packet_material(s.config.home)
-    pdf = render_packet(packet_input(s, deposits, matter=matter))
+    pdf = render_packet(packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals))
     stamper, cas = packet_timestamper(s)
     return seal_packet(pdf, material, timestamper=stamper, tsa_ca_pems=cas, signer_name=s.keys.origin)

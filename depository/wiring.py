@@ -35,6 +35,7 @@ class Services:
     integrator: Integrator | None = None
     rate_limiter: Any = None
     redis: Any = None
+    monitoring: Any = None  # depository.monitoring.service.Monitoring (attach_monitoring)
     _started: bool = field(default=False, repr=False)
 
     def start_background(self) -> None:
@@ -49,8 +50,12 @@ class Services:
             self.integrator.start()
         if self.notary is not None:
             self.notary.start()
+        if self.monitoring is not None:
+            self.monitoring.start()
 
     def stop_background(self) -> None:
+        if self.monitoring is not None:
+            self.monitoring.stop()
         if self.integrator is not None:
             self.integrator.stop()
             self.integrator = None
@@ -162,4 +167,7 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
         from depository.notary import build_notary
 
         services.notary = build_notary(config, engine, the_log)
+    from depository.monitoring.service import attach_monitoring
+
+    attach_monitoring(services)
     return services

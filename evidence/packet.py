@@ -106,6 +106,24 @@ class PacketEntry:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """What an infringement packet sets side by side: a registered work and the later capture of a copy.
+
+    Both deposits are entries of the same packet (with their own certificate and proof pages); this
+    names them and the match that linked them, for the comparison page placed first.
+    """
+
+    alert_id: str
+    work_deposit_id: str
+    capture_deposit_id: str
+    page_url: str
+    matched_url: str
+    method: str
+    score: float
+    captured_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class PacketInput:
     """Everything the layout needs; `entries` has one item for a packet, several for a matter packet."""
 
@@ -115,6 +133,7 @@ class PacketInput:
     generated_at: datetime
     signer_chain_pem: bytes | None = None
     matter: str | None = None
+    comparison: Comparison | None = None
 
 
 # --- names and small pure helpers --------------------------------------------------------------------
@@ -750,6 +769,75 @@ def _spc_mapping(st: _Styles) -> list[Any]:
     ]
 
 
+def proven_times(entry: PacketEntry) -> tuple[datetime, datetime | None, datetime | None]:
+    """(received by the log, TSA genTime, earliest verified cosignature time) of one entry's proof."""
+    b = entry.bundle
+    token = _token_info(b)
+    rows, _ = witness_rows(b, parse_policy(b.witness_policy))
+    cosig = [r.time for r in rows if r.verified and r.time is not None]
+    return LeafData.from_bytes(b.leaf_data).received, token.gen_time if token else None, min(cosig, default=None)
+
+
+def _comparison_page(p: PacketInput, st: _Styles) -> list[Any]:
+    """Infringement packets: the work's earlier proven time beside the capture's later one."""
+    c = p.comparison
+    assert c is not None
+    by_id = {e.facts.deposit_id: e for e in p.entries}
+    work, capture = by_id.get(c.work_deposit_id), by_id.get(c.capture_deposit_id)
+    if work is None or capture is None:
+        raise FormatError("the comparison names deposits that are not in the packet")
+
+    def column(e: PacketEntry) -> list[str]:
+        received, tsa, witnessed = proven_times(e)
+        meta = e.bundle.metadata
+        what = meta.get("title") or meta.get("url") or e.facts.filename or "-"
+        return [_t(e.facts.deposit_id), _t(e.facts.kind), _t(str(what)),
+                group_hex(e.facts.sha256), _t(fmt_time(received)),
+                _t(fmt_time(tsa)) if tsa else "no timestamp token yet",
+                _t(fmt_time(witnessed)) if witnessed else "no verified cosignature"]
+
+    labels = ["Deposit", "Kind", "Title / URL", "SHA-256", "Received by the log", "Existed no later than (TSA)",
+              "Witnessed no later than"]
+    wc, cc = column(work), column(capture)
+    data = [[Paragraph("", st.label), Paragraph("Registered work (earlier)", st.label),
+             Paragraph("Capture of the copy (later)", st.label)]]
+    for i, label in enumerate(labels):
+        style = st.cell_mono if label in ("Deposit", "SHA-256") else st.cell
+        data.append([Paragraph(label, st.label), Paragraph(wc[i], style), Paragraph(cc[i], style)])
+    w_received, w_tsa, _ = proven_times(work)
+    work_bound = w_tsa or w_received
+    captured = c.captured_at or proven_times(capture)[0]
+    gap = captured - work_bound
+    days = gap.total_seconds() / 86400
+    verdict = (f"The registered work was proven to exist by {fmt_time(work_bound)}, "
+               f"{days:,.2f} days before the copy was captured at {fmt_time(captured)}."
+               if gap.total_seconds() > 0 else
+               "The capture is not later than the work's proven time: this packet does not show priority.")
+    return [
+        Paragraph("Infringement evidence packet", st.h1),
+        Paragraph(_t(f"Alert {c.alert_id}"), ParagraphStyle("al", parent=st.body, alignment=TA_CENTER)),
+        Spacer(1, 6),
+        _grid(data, [40 * mm, (FRAME_W - 40 * mm) / 2, (FRAME_W - 40 * mm) / 2]),
+        Spacer(1, 8),
+        _kv_table([
+            ("Page", _t(c.page_url)),
+            ("Matched resource", _t(c.matched_url)),
+            ("Match", f"{_t(c.method)}, score {c.score:.4f} (perceptual fingerprint similarity, 1 = identical)"),
+            ("Captured at", _t(fmt_time(c.captured_at)) if c.captured_at else "-"),
+        ], st),
+        Spacer(1, 6),
+        Paragraph(f"<b>{_t(verdict)}</b>", st.body),
+        Paragraph(
+            "Both deposits follow with their own certificate, witnesses and inclusion proof; their "
+            "proof.json files are attached as '&lt;deposit id&gt;.proof.json'. The capture's original is a "
+            "WARC file (ISO 28500) holding the request and response headers, the page, every matched image, "
+            "the fetch time, the resolved IP address and, over https, the server's certificate. A "
+            "perceptual match says the two look or read alike; whether that is an infringement is for the "
+            "reader to judge.", st.small),
+        PageBreak(),
+    ]
+
+
 # --- assembly --------------------------------------------------------------------------------------
 
 
@@ -774,6 +862,8 @@ def render_pages(p: PacketInput) -> bytes:
     st = _styles()
     matter = len(p.entries) > 1
     story: list[Any] = []
+    if p.comparison is not None:
+        story += _comparison_page(p, st)
     if matter:
         story.append(Paragraph("Matter evidence packet", st.h1))
         if p.matter:

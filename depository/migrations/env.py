@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, pool
 
 import depository.console.models  # noqa: F401  (the console's tables, revision 0003)
 from depository.models import Base
+from depository.monitoring import models as _monitoring_models  # noqa: F401  (registers its tables)
 
 target_metadata = Base.metadata
 
