@@ -44,17 +44,19 @@ def create_app(config: Config | None = None, services: Services | None = None) -
 
 
 def _register_optional_blueprints(app: Flask) -> None:
-    """Blueprints of later features register here; each module owns its routes."""
-    from depository.api import deposits_routes, metrics_routes
+    """Blueprints of later features register here; each module owns its routes (and, for API routes, their
+    OpenAPI description in a module-level `OPENAPI_PATHS`)."""
+    from depository.api import deposits_routes, metrics_routes, openapi, packet_routes
 
-    app.register_blueprint(deposits_routes.bp)
-    app.register_blueprint(metrics_routes.bp)
-    from depository.api import packet_routes
-
-    app.register_blueprint(packet_routes.bp)
-    from depository.api import monitoring_routes
-
-    app.register_blueprint(monitoring_routes.bp)
+    app.extensions.setdefault("openapi_paths", [])
+    for module in (deposits_routes, metrics_routes, packet_routes, openapi):
+        app.register_blueprint(module.bp)
+        extra = getattr(module, "OPENAPI_PATHS", None)
+        if extra:
+            app.extensions["openapi_paths"].append(extra)
     from depository.console.web import init_app as init_console
 
     init_console(app)  # the web console (/console) and the public /verify page
+    from depository.api import monitoring_routes
+
+    app.register_blueprint(monitoring_routes.bp)

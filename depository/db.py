@@ -19,7 +19,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for `url`; SQLite gets WAL, a busy timeout and IMMEDIATE write transactions."""
+    """An engine for `url`; SQLite gets WAL, a busy timeout and deferred transactions (see below)."""
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -43,8 +43,9 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Connection) -> None:
-            # BEGIN IMMEDIATE: a writer takes the lock up front instead of failing on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Deferred BEGIN: WAL readers never wait for the writer. Write transactions that read before
+            # they write take the write lock first (lock_for_sequencing), so they cannot fail on upgrade.
+            conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
@@ -55,9 +56,12 @@ def is_postgres(engine: Engine | Connection) -> bool:
 
 
 def lock_for_sequencing(conn: Connection) -> None:
-    """Serialise index assignment: a row lock on PostgreSQL; SQLite's IMMEDIATE tx already holds it."""
+    """Serialise index assignment: a row lock on PostgreSQL; on SQLite a no-op write that takes the
+    database's write lock now, before the reads that decide the indices."""
     if is_postgres(conn):
         conn.execute(text("SELECT next_index FROM log_sequence WHERE id = 1 FOR UPDATE"))
+    else:
+        conn.execute(text("UPDATE log_sequence SET next_index = next_index WHERE id = 1"))
 
 
 def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

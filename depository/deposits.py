@@ -192,8 +192,8 @@ class Deposits:
         rows, entries = self._rows(tenant_id, reqs, ids, content_stored)
         try:
             with self.engine.begin() as conn:
+                indices = self.log.sequence(conn, entries)  # takes the write lock first
                 self._check_follows(conn, tenant_id, reqs)
-                indices = self.log.sequence(conn, entries)
                 for row, idx in zip(rows, indices, strict=True):
                     row["leaf_index"] = idx
                 bulk_insert(conn, "deposits", DEPOSIT_COLUMNS, [tuple(r[c] for c in DEPOSIT_COLUMNS) for r in rows])

@@ -239,6 +239,8 @@ def find_deposits() -> Response:
         offset = int(request.args.get("offset", "0"))
     except ValueError as e:
         raise BadRequest("limit and offset must be integers") from e
+    if not 1 <= limit <= 1000 or not 0 <= offset <= 10**9:
+        raise BadRequest("limit must be 1..1000 and offset 0..10^9")
     deps = services().deposits.find(p.tenant_id, sha256=sha256, matter=matter, kind=request.args.get("kind"),
                                     limit=limit, offset=offset)
     return jsonify({"deposits": _with_status(deps)})
