@@ -16,7 +16,7 @@ PROBLEM = {"description": "RFC 9457 problem", "content": {"application/problem+j
     "schema": {"$ref": "#/components/schemas/Problem"}}}}
 HEX64 = {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}
 KIND = {"type": "string", "enum": ["contract", "invoice", "license", "copyright", "web-capture", "other"]}
-SECURED = [{"apiKey": []}]
+SECURED: list[dict[str, list[str]]] = [{"apiKey": []}]
 
 
 def json_body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +68,8 @@ CORE_PATHS: dict[str, Any] = {
                  "responses": {**ok(DEPOSIT, "Committed (acknowledged)", "201"),
                                **errors(400, 401, 403, 409, 413, 422, 429, 503)}},
         "get": {"summary": "Find the caller's deposits", "security": SECURED, "parameters": [
-            {"name": "sha256", "in": "query", "schema": HEX64}, {"name": "matter", "in": "query", "schema": {"type": "string"}},
+            {"name": "sha256", "in": "query", "schema": HEX64},
+            {"name": "matter", "in": "query", "schema": {"type": "string"}},
             {"name": "kind", "in": "query", "schema": KIND},
             {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
             {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0}}],

@@ -70,7 +70,7 @@ def test_sigkill_during_batch_load_loses_no_acknowledged_deposit(tmp_path: Path,
         restarted.wait_http(url + "/healthz")
         s = build_services(load_config(env=env), notary=False)
         try:
-            size, nxt = s.log.sizes()
+            _size, nxt = s.log.sizes()
             assert s.log.wait_for_size(nxt, 30)
             with s.engine.connect() as conn:
                 rows = {r.id: r for r in conn.execute(select(DepositRow).where(DepositRow.id.in_(list(acked))))}
