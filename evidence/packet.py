@@ -778,6 +778,17 @@ def proven_times(entry: PacketEntry) -> tuple[datetime, datetime | None, datetim
     return LeafData.from_bytes(b.leaf_data).received, token.gen_time if token else None, min(cosig, default=None)
 
 
+def fmt_duration(seconds: float) -> str:
+    """'3.250 s', '4 h 5 min', '12 days 3 h': how much earlier the work was proven than the copy."""
+    if seconds < 60:
+        return f"{seconds:.3f} s"
+    minutes = int(seconds // 60)
+    if minutes < 24 * 60:
+        return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+    days, hours = divmod(minutes // 60, 24)
+    return f"{days:,} days {hours} h"
+
+
 def _comparison_page(p: PacketInput, st: _Styles) -> list[Any]:
     """Infringement packets: the work's earlier proven time beside the capture's later one."""
     c = p.comparison
@@ -808,9 +819,8 @@ def _comparison_page(p: PacketInput, st: _Styles) -> list[Any]:
     work_bound = w_tsa or w_received
     captured = c.captured_at or proven_times(capture)[0]
     gap = captured - work_bound
-    days = gap.total_seconds() / 86400
     verdict = (f"The registered work was proven to exist by {fmt_time(work_bound)}, "
-               f"{days:,.2f} days before the copy was captured at {fmt_time(captured)}."
+               f"{fmt_duration(gap.total_seconds())} before the copy was captured at {fmt_time(captured)}."
                if gap.total_seconds() > 0 else
                "The capture is not later than the work's proven time: this packet does not show priority.")
     return [

@@ -74,7 +74,7 @@ class Notifier:
 
     # ---- endpoints ---------------------------------------------------------------------------------
 
-    def create_endpoint(self, tenant_id: str, channel: str, target: Any) -> tuple[EndpointRow, str | None]:
+    def create_endpoint(self, tenant_id: str, channel: str, target: Any) -> tuple[Any, str | None]:
         """A webhook URL (returns its secret, shown once) or an email address."""
         if not isinstance(target, str) or not 0 < len(target) <= 4096:
             raise ValidationFailed("the target must be a string of 1 to 4096 characters")
@@ -95,20 +95,20 @@ class Notifier:
                                                     secret=secret, created_at=datetime.now(UTC), active=True))
         return self.endpoint(tenant_id, row_id), secret
 
-    def endpoint(self, tenant_id: str, endpoint_id: str) -> EndpointRow:
+    def endpoint(self, tenant_id: str, endpoint_id: str) -> Any:  # a Row of monitoring_endpoints
         with self.engine.connect() as conn:
             row = conn.execute(select(EndpointRow).where(EndpointRow.id == endpoint_id,
                                                          EndpointRow.tenant_id == tenant_id,
-                                                         EndpointRow.active.is_(True))).scalars().first()
+                                                         EndpointRow.active.is_(True))).first()
         if row is None:
             raise NotFound(f"no endpoint {endpoint_id[:64]}")
         return row
 
-    def endpoints(self, tenant_id: str) -> list[EndpointRow]:
+    def endpoints(self, tenant_id: str) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(EndpointRow).where(EndpointRow.tenant_id == tenant_id,
                                                                EndpointRow.active.is_(True))
-                                     .order_by(EndpointRow.created_at)).scalars())
+                                     .order_by(EndpointRow.created_at)))
 
     def delete_endpoint(self, tenant_id: str, endpoint_id: str) -> None:
         self.endpoint(tenant_id, endpoint_id)
@@ -123,7 +123,7 @@ class Notifier:
         ids = []
         with self.engine.begin() as conn:
             for ep in conn.execute(select(EndpointRow).where(EndpointRow.tenant_id == tenant_id,
-                                                             EndpointRow.active.is_(True))).scalars().all():
+                                                             EndpointRow.active.is_(True))).all():
                 did = "msg_" + secrets.token_hex(12)
                 conn.execute(insert(DeliveryRow).values(id=did, tenant_id=tenant_id, alert_id=alert_id,
                                                         endpoint_id=ep.id, status="pending", attempts=0,
@@ -135,11 +135,11 @@ class Notifier:
         """One attempt of a delivery (the job body); returns its status afterwards. Never raises for the
         receiver's failures: they are logged and scheduled for retry or dead-lettered."""
         with self.engine.connect() as conn:
-            d = conn.execute(select(DeliveryRow).where(DeliveryRow.id == delivery_id)).scalars().first()
+            d = conn.execute(select(DeliveryRow).where(DeliveryRow.id == delivery_id)).first()
             if d is None or d.status != "pending":
                 return d.status if d is not None else "missing"
-            ep = conn.execute(select(EndpointRow).where(EndpointRow.id == d.endpoint_id)).scalars().first()
-            alert = conn.execute(select(AlertRow).where(AlertRow.id == d.alert_id)).scalars().first()
+            ep = conn.execute(select(EndpointRow).where(EndpointRow.id == d.endpoint_id)).first()
+            alert = conn.execute(select(AlertRow).where(AlertRow.id == d.alert_id)).first()
         attempt = d.attempts + 1
         http_status: int | None = None
         error: str | None = None
@@ -174,14 +174,14 @@ class Notifier:
                 last_error=error[:1000] if error else None, updated_at=now))
         return status
 
-    def _payload(self, alert: AlertRow) -> dict[str, Any]:
+    def _payload(self, alert: Any) -> dict[str, Any]:
         from depository.monitoring.service import alert_json
 
         data = alert_json(alert)
         data["packet_url"] = f"{self.config.public_base_url.rstrip('/')}/v1/alerts/{alert.id}/packet.pdf"
         return {"type": EVENT_TYPE, "timestamp": rfc3339_ms(datetime.now(UTC)), "data": data}
 
-    def _post_webhook(self, ep: EndpointRow, msg_id: str, alert: AlertRow) -> int:
+    def _post_webhook(self, ep: Any, msg_id: str, alert: Any) -> int:
         body = json.dumps(self._payload(alert), separators=(",", ":"))
         now = datetime.now(UTC)
         signature = Webhook(ep.secret or "").sign(msg_id, now, body)
@@ -189,7 +189,7 @@ class Notifier:
                    "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
         return self.m.fetcher.post(ep.target, body.encode(), headers).status
 
-    def _email(self, ep: EndpointRow, alert: AlertRow) -> None:
+    def _email(self, ep: Any, alert: Any) -> None:
         if not self.config.smtp_url:
             raise ValueError("no smtp_url configured")
         p = self._payload(alert)["data"]
@@ -208,11 +208,11 @@ class Notifier:
         with self.engine.connect() as conn:
             ds = conn.execute(select(DeliveryRow).where(DeliveryRow.tenant_id == tenant_id,
                                                         DeliveryRow.alert_id == alert_id)
-                              .order_by(DeliveryRow.created_at)).scalars().all()
+                              .order_by(DeliveryRow.created_at)).all()
             logs = conn.execute(select(DeliveryLogRow).where(DeliveryLogRow.delivery_id.in_([d.id for d in ds]))
-                                .order_by(DeliveryLogRow.id)).scalars().all() if ds else []
+                                .order_by(DeliveryLogRow.id)).all() if ds else []
             eps = {e.id: e for e in conn.execute(select(EndpointRow).where(
-                EndpointRow.id.in_([d.endpoint_id for d in ds]))).scalars()} if ds else {}
+                EndpointRow.id.in_([d.endpoint_id for d in ds])))} if ds else {}
         out = []
         for d in ds:
             ep = eps.get(d.endpoint_id)

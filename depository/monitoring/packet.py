@@ -9,8 +9,8 @@ whether it lives in the encrypted content store or in monitoring's capture direc
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from depository.monitoring.models import AlertRow
 from depository.packets import build_packet
 from depository.wiring import Services
 from evidence.packet import Comparison
@@ -18,7 +18,7 @@ from evidence.packet import Comparison
 __all__ = ["build_infringement_packet"]
 
 
-def build_infringement_packet(s: Services, alert: AlertRow) -> bytes:
+def build_infringement_packet(s: Services, alert: Any) -> bytes:
     """Signed PDF; Conflict (409 + Retry-After) while the capture is not yet in a checkpoint."""
     work = s.deposits.get(alert.tenant_id, alert.work_deposit_id)
     capture = s.deposits.get(alert.tenant_id, alert.capture_deposit_id)

@@ -422,31 +422,31 @@ class Monitoring:
         if scan_id is not None:
             q = q.where(FetchRow.scan_id == scan_id)
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(FetchRow.id.desc()).limit(max(1, min(limit, 1000)))).scalars().all()
+            rows = conn.execute(q.order_by(FetchRow.id.desc()).limit(max(1, min(limit, 1000)))).all()
         return [{"url": r.url, "role": r.role, "ok": r.ok, "reason": r.reason, "detail": r.detail,
                  "status": r.status, "resolved_ip": r.resolved_ip, "scan_id": r.scan_id, "watch_id": r.watch_id,
                  "fetched_at": rfc3339_ms(_utc(r.fetched_at))} for r in rows]
 
     # ---- alerts ------------------------------------------------------------------------------------
 
-    def alert_row(self, tenant_id: str, alert_id: str) -> AlertRow:
+    def alert_row(self, tenant_id: str, alert_id: str) -> Any:  # a Row of monitoring_alerts
         with self.engine.connect() as conn:
             row = conn.execute(select(AlertRow).where(AlertRow.id == alert_id,
-                                                      AlertRow.tenant_id == tenant_id)).scalars().first()
+                                                      AlertRow.tenant_id == tenant_id)).first()
         if row is None:
             raise NotFound(f"no alert {alert_id[:64]}")
         return row
 
     def alerts(self, tenant_id: str, *, status: str | None = None, limit: int = 100,
-               offset: int = 0) -> list[AlertRow]:
+               offset: int = 0) -> list[Any]:
         q = select(AlertRow).where(AlertRow.tenant_id == tenant_id)
         if status:
             q = q.where(AlertRow.status == status)
         q = q.order_by(AlertRow.created_at.desc(), AlertRow.id).limit(max(1, min(limit, 1000))).offset(max(0, offset))
         with self.engine.connect() as conn:
-            return list(conn.execute(q).scalars())
+            return list(conn.execute(q))
 
-    def set_status(self, tenant_id: str, alert_id: str, status: str, note: str | None = None) -> AlertRow:
+    def set_status(self, tenant_id: str, alert_id: str, status: str, note: str | None = None) -> Any:
         """Move an alert along the workflow (compare-and-set on the old status: no lost update)."""
         from depository.monitoring.workflow import check_transition
 
@@ -468,7 +468,7 @@ class Monitoring:
         return self.alert_row(tenant_id, alert_id)
 
 
-def alert_json(row: AlertRow) -> dict[str, Any]:
+def alert_json(row: Any) -> dict[str, Any]:
     return {"id": row.id, "status": row.status, "work_deposit": row.work_deposit_id,
             "capture_deposit": row.capture_deposit_id, "page_url": row.page_url, "matched_url": row.matched_url,
             "method": row.method, "score": round(row.score, 4), "watch_id": row.watch_id,

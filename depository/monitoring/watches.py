@@ -77,7 +77,7 @@ def _utc(t: datetime | None) -> datetime | None:
     return None if t is None else (t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
-def watch_json(row: WatchRow) -> dict[str, Any]:
+def watch_json(row: Any) -> dict[str, Any]:
     def ts(t: datetime | None) -> str | None:
         u = _utc(t)
         return rfc3339_ms(u) if u is not None else None
@@ -99,7 +99,7 @@ class Watches:
 
     # ---- CRUD --------------------------------------------------------------------------------------
 
-    def create(self, tenant_id: str, url: Any, interval_s: Any, kind: Any = "auto") -> WatchRow:
+    def create(self, tenant_id: str, url: Any, interval_s: Any, kind: Any = "auto") -> Any:
         if not isinstance(url, str) or not 0 < len(url) <= 4096:
             raise ValidationFailed("url must be a string of 1 to 4096 characters")
         try:
@@ -119,19 +119,19 @@ class Watches:
                                                  runs=0, active=True))
         return self.get(tenant_id, wid)
 
-    def get(self, tenant_id: str, watch_id: str) -> WatchRow:
+    def get(self, tenant_id: str, watch_id: str) -> Any:  # a Row of monitoring_watches
         with self.engine.connect() as conn:
             row = conn.execute(select(WatchRow).where(WatchRow.id == watch_id, WatchRow.tenant_id == tenant_id,
-                                                      WatchRow.active.is_(True))).scalars().first()
+                                                      WatchRow.active.is_(True))).first()
         if row is None:
             raise NotFound(f"no watch {watch_id[:64]}")
         return row
 
-    def list_for(self, tenant_id: str, limit: int = 100, offset: int = 0) -> list[WatchRow]:
+    def list_for(self, tenant_id: str, limit: int = 100, offset: int = 0) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(WatchRow).where(WatchRow.tenant_id == tenant_id, WatchRow.active.is_(True))
                                      .order_by(WatchRow.created_at, WatchRow.id)
-                                     .limit(max(1, min(limit, 1000))).offset(max(0, offset))).scalars())
+                                     .limit(max(1, min(limit, 1000))).offset(max(0, offset))))
 
     def delete(self, tenant_id: str, watch_id: str) -> None:
         self.get(tenant_id, watch_id)
@@ -143,7 +143,7 @@ class Watches:
     def run(self, watch_id: str) -> ScanReport | None:
         """Fetch and match one watch now (the job body); records the outcome on the watch."""
         with self.engine.connect() as conn:
-            row = conn.execute(select(WatchRow).where(WatchRow.id == watch_id)).scalars().first()
+            row = conn.execute(select(WatchRow).where(WatchRow.id == watch_id)).first()
         if row is None or not row.active:
             return None
         report = self.m.scan_url(row.tenant_id, row.url, watch_id=row.id, kind=row.kind)
