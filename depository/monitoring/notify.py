@@ -193,7 +193,7 @@ class Notifier:
         if not self.config.smtp_url:
             raise ValueError("no smtp_url configured")
         p = self._payload(alert)["data"]
-        subject = f"Possible copy of your work {alert.work_deposit_id} found (score {p['score']})"
+        subject = f"Possible copy of work {alert.work_deposit_id}"
         body = "\n".join([
             "The evidence depository found a page that matches one of your registered works.", "",
             f"Alert:            {alert.id}", f"Work deposit:     {alert.work_deposit_id}",
