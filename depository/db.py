@@ -69,12 +69,21 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     where building ORM or Core parameter dicts would cost more than the database work."""
     if not rows:
         return
-    mark = "%s" if is_postgres(conn) else "?"
     # Table and column names are code constants, never input.
-    sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608
+    cols = ", ".join(f'"{c}"' for c in columns)
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if is_postgres(conn):
+        sql = f"COPY {table} ({cols}) FROM STDIN"
+    else:
+        sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['?'] * len(columns))})"  # noqa: S608
     try:
-        cur.executemany(sql, rows)
+        if is_postgres(conn):
+            # COPY: several times faster than even pipelined INSERTs for the hot path of sequencing.
+            with cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cur.executemany(sql, rows)
     except conn.dialect.dbapi.IntegrityError as e:  # type: ignore[union-attr]
         raise SAIntegrityError(sql, None, e) from e
     finally:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,30 @@ from evidence.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 IN_CHUNK = 900  # stay under SQLite's bound-parameter limit
+FULL_TILE_CACHE = 2048  # full tiles (immutable) kept per process: ~32 MiB
+
+
+class _LRU:
+    """A small thread-safe LRU for immutable values."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._d: OrderedDict[tuple[int, int], tiles.Tile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[int, int]) -> tiles.Tile | None:
+        with self._lock:
+            v = self._d.get(key)
+            if v is not None:
+                self._d.move_to_end(key)
+            return v
+
+    def put(self, key: tuple[int, int], value: tiles.Tile) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.capacity:
+                self._d.popitem(last=False)
 
 
 class CheckpointSigner(Protocol):
@@ -72,6 +97,7 @@ class Log:
         self.hasher = hasher
         self.max_pending_entries = max_pending_entries
         self._listeners: list[Callable[[PublishedCheckpoint], None]] = []
+        self._full_tiles = _LRU(FULL_TILE_CACHE)
         self._integrated = threading.Condition()
 
     # ---- set-up ------------------------------------------------------------------------------------
@@ -280,27 +306,42 @@ class Log:
         return bytes(data)
 
     def _prove(self, plan: merkle.ProofPlan, size: int) -> list[bytes]:
-        """Fetch only the tiles holding the plan's nodes (one query), then rehash."""
+        """Fetch only the tiles holding the plan's nodes, then rehash.
+
+        Full tiles never change, so they are cached in memory (the upper levels serve every proof); the
+        rest come from one query that also reads the integrated size.
+        """
         coords = tiles.tiles_for_plan(plan)
+        loaded: dict[tuple[int, int], tiles.Tile] = {}
+        missing = []
+        for c in coords:
+            hit = self._full_tiles.get(c)
+            if hit is None:
+                missing.append(c)
+            else:
+                loaded[c] = hit
         with self.engine.connect() as conn:
             # The hot read path talks to the driver directly: building and compiling Core statements
-            # cost more than the two indexed lookups themselves.
+            # cost more than the indexed lookups themselves.
             mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
             cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             try:
-                cur.execute("SELECT size FROM log_tree WHERE id = 1")
-                integrated = cur.fetchone()[0]
-                if size > integrated:
-                    raise NotFound(f"tree size {size} is beyond the integrated tree ({integrated})")
-                loaded: dict[tuple[int, int], tiles.Tile] = {}
-                if coords:
-                    where = " OR ".join([f"(level = {mark} AND idx = {mark})"] * len(coords))
-                    cur.execute('SELECT level, idx, hashes, "inner" FROM log_tiles WHERE ' + where,  # noqa: S608
-                                [v for c in coords for v in c])
-                    for level, idx, hashes, inner in cur.fetchall():
-                        loaded[(level, idx)] = tiles.Tile(level, idx, bytes(hashes), bytes(inner))
+                where = " OR ".join([f"(level = {mark} AND idx = {mark})"] * len(missing)) or "1 = 0"
+                cur.execute('SELECT (SELECT size FROM log_tree WHERE id = 1), level, idx, hashes, "inner" '  # noqa: S608
+                            f"FROM log_tiles WHERE {where} UNION ALL "
+                            "SELECT (SELECT size FROM log_tree WHERE id = 1), NULL, NULL, NULL, NULL",
+                            [v for c in missing for v in c])
+                rows = cur.fetchall()
             finally:
                 cur.close()
+        integrated = rows[-1][0]
+        if size > integrated:
+            raise NotFound(f"tree size {size} is beyond the integrated tree ({integrated})")
+        for _, level, idx, hashes, inner in rows[:-1]:
+            tile = tiles.Tile(level, idx, bytes(hashes), bytes(inner))
+            loaded[(level, idx)] = tile
+            if tile.width == tiles.TILE_WIDTH:
+                self._full_tiles.put((level, idx), tile)
         try:
             return tiles.fetch_plan(plan, loaded, self.hasher)
         except (KeyError, IndexError) as e:

@@ -48,7 +48,7 @@ class Proc:
         self.p = subprocess.Popen([sys.executable, "-m", "cli.main", *args], env=env, stdout=self._log,
                                   stderr=subprocess.STDOUT, cwd=str(REPO), start_new_session=True)
 
-    def wait_http(self, url: str, timeout: float = 30) -> None:
+    def wait_http(self, url: str, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.p.poll() is not None:
