@@ -21,6 +21,7 @@ It is not thread-safe; callers serialise writes (one index per worker process).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -244,12 +245,20 @@ class _ImageIndex:
             )
 
 
+@functools.lru_cache(maxsize=16)
+def _lsh_params(threshold: float) -> tuple[int, int]:
+    """Bands and rows for `threshold`, computed once per process: datasketch derives them by numerical
+    integration (~0.25 s), which would otherwise be paid by every per-tenant index built at start."""
+    probe = MinHashLSH(threshold=threshold, num_perm=TEXT_NUM_PERM)
+    return int(probe.b), int(probe.r)
+
+
 class _TextIndex:
     """MinHashLSH candidates verified by the MinHash Jaccard estimate."""
 
     def __init__(self, lsh_threshold: float, threshold: float) -> None:
         self.threshold = threshold
-        self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=TEXT_NUM_PERM)
+        self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=TEXT_NUM_PERM, params=_lsh_params(lsh_threshold))
         self._fps: dict[str, TextFingerprint] = {}
 
     def __len__(self) -> int:

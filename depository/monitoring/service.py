@@ -201,7 +201,9 @@ class Monitoring:
                     self._indexes[tenant_id] = SimilarityIndex.from_rows(items)
             else:
                 for r in rows:
-                    index = self._indexes.setdefault(r.tenant_id, SimilarityIndex())
+                    index = self._indexes.get(r.tenant_id)
+                    if index is None:
+                        index = self._indexes[r.tenant_id] = SimilarityIndex()
                     index.add(r.deposit_id, _parse_fp(r.kind, r.data_json))
             if rows:
                 self._last_row = max(self._last_row, rows[-1].id)
