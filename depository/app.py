@@ -60,3 +60,4 @@ def _register_optional_blueprints(app: Flask) -> None:
     from depository.api import monitoring_routes
 
     app.register_blueprint(monitoring_routes.bp)
+    app.extensions.setdefault("openapi_paths", []).append(monitoring_routes.OPENAPI_PATHS)

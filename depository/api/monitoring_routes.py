@@ -250,3 +250,70 @@ def _fingerprint_copyright_upload(resp: Response) -> Response:
     except Exception:  # the deposit stands; a work without fingerprints is only not monitored
         log.exception("fingerprinting copyright deposit failed")
     return resp
+
+
+# ---- OpenAPI (merged into /openapi.json by depository.api.openapi) --------------------------------
+
+def _openapi_paths() -> dict[str, Any]:
+    from depository.api.openapi import SECURED, errors, json_body, ok, path_param
+
+    obj: dict[str, Any] = {"type": "object"}
+    url = {"type": "string", "minLength": 1, "maxLength": 4096, "pattern": "^https?://"}
+    status = {"type": "string", "enum": ["new", "confirmed", "false-positive", "notice-sent", "resolved"]}
+    paging = [{"name": n, "in": "query", "required": False, "schema": {"type": "integer"}} for n in ("limit", "offset")]
+    watch_id, alert_id = path_param("watch_id", "watch id (wat_...)"), path_param("alert_id", "alert id (alr_...)")
+    endpoint_id = path_param("endpoint_id", "endpoint id (whk_... or eml_...)")
+
+    def op(summary: str, responses: dict[str, Any], *codes: int, **extra: Any) -> dict[str, Any]:
+        return {"summary": summary, "security": SECURED, "responses": {**responses, **errors(401, 403, *codes)},
+                **extra}
+
+    deleted = {"204": {"description": "deleted"}}
+    return {
+        "/v1/watches": {
+            "post": op("Watch a URL or feed", ok(obj, "the watch", "201"), 400, 422, requestBody={**json_body({
+                "type": "object", "required": ["url", "interval_s"], "additionalProperties": False,
+                "properties": {"url": url, "interval_s": {"type": "integer", "minimum": 1},
+                               "kind": {"type": "string", "enum": ["auto", "page", "feed"]}}}), "required": True}),
+            "get": op("The tenant's watches", ok(obj), 400, parameters=paging)},
+        "/v1/watches/{watch_id}": {
+            "get": op("A watch and its recent fetches", ok(obj), 404, parameters=[watch_id]),
+            "delete": op("Stop watching", deleted, 404, parameters=[watch_id])},
+        "/v1/scans": {"post": op("Check a suspect URL (or uploaded file) now", ok(obj), 400, 413, 422, requestBody={
+            "required": True, "content": {
+                "application/json": {"schema": {"type": "object", "required": ["url"], "additionalProperties": False,
+                                                "properties": {"url": url}}},
+                "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                                   "properties": {"file": {"type": "string", "format": "binary"}}}}}})},
+        "/v1/alerts": {"get": op("The tenant's alerts", ok(obj), 400, parameters=[
+            *paging, {"name": "status", "in": "query", "required": False, "schema": status}])},
+        "/v1/alerts/{alert_id}": {"get": op("An alert with its delivery log", ok(obj), 404, parameters=[alert_id])},
+        "/v1/alerts/{alert_id}/status": {"post": op(
+            "Move an alert along its workflow", ok(obj), 400, 404, 409, 422, parameters=[alert_id],
+            requestBody={**json_body({"type": "object", "required": ["status"],
+                                      "properties": {"status": status, "note": {"type": "string"}}}),
+                         "required": True})},
+        "/v1/alerts/{alert_id}/packet.pdf": {"get": op(
+            "The signed infringement packet", {"200": {"description": "PDF", "content": {"application/pdf": {}}}},
+            404, 409, parameters=[alert_id])},
+        "/v1/alerts/{alert_id}/capture.warc.gz": {"get": op(
+            "The capture (WARC)", {"200": {"description": "WARC", "content": {"application/warc": {}}}}, 404,
+            parameters=[alert_id])},
+        "/v1/webhooks": {
+            "post": op("Add a webhook endpoint (the secret is shown once)", ok(obj, "the endpoint", "201"), 400, 422,
+                       requestBody={**json_body({"type": "object", "required": ["url"], "additionalProperties": False,
+                                                 "properties": {"url": url}}), "required": True}),
+            "get": op("The tenant's webhook endpoints", ok(obj))},
+        "/v1/webhooks/{endpoint_id}": {"delete": op("Remove a webhook endpoint", deleted, 404,
+                                                    parameters=[endpoint_id])},
+        "/v1/alert-emails": {
+            "post": op("Add an alert email address", ok(obj, "the endpoint", "201"), 400, 422, requestBody={
+                **json_body({"type": "object", "required": ["address"], "additionalProperties": False,
+                             "properties": {"address": {"type": "string", "format": "email"}}}), "required": True}),
+            "get": op("The tenant's alert email addresses", ok(obj))},
+        "/v1/alert-emails/{endpoint_id}": {"delete": op("Remove an alert email address", deleted, 404,
+                                                        parameters=[endpoint_id])},
+    }
+
+
+OPENAPI_PATHS = _openapi_paths()
