@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
 from depository.api import log_routes, problems
 from depository.config import Config, load_config
@@ -37,7 +37,19 @@ def create_app(config: Config | None = None, services: Services | None = None) -
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         resp.headers.setdefault("X-Frame-Options", "DENY")
+        # The API serves data, never pages: nothing may run, load or frame it (the console's pages set
+        # their own, looser policy first, and setdefault keeps it).
+        resp.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        resp.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        # Behind TLS (see docs/deploy.md) browsers must keep using it; ignored over plain HTTP.
+        resp.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if "Authorization" in request.headers:
+            resp.headers.setdefault("Cache-Control", "private, no-store")  # a tenant's data: no shared cache
         return resp
+
+    from depository.logging_setup import init_request_logging
+
+    init_request_logging(app, access_log=config.access_log)
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     return app

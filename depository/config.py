@@ -55,6 +55,11 @@ class Config(BaseModel):
     webhook_max_attempts: int = 6  # then the delivery is dead-lettered
     webhook_retry_base_s: float = 2.0  # backoff: base * 2^(attempt-1)
     smtp_from: str = "depository@localhost"
+    # Operations (issue 8): logs are one JSON object per line by default (see logging_setup.py); "text"
+    # for a terminal. access_log writes one line per request (route, status, duration, request id).
+    log_format: str = "json"
+    log_level: str = "info"
+    access_log: bool = True
 
     @field_validator("log_origin")
     @classmethod
@@ -68,6 +73,13 @@ class Config(BaseModel):
     def _positive(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("must be positive")
+        return v
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, v: str) -> str:
+        if v not in ("json", "text"):
+            raise ValueError("log_format must be 'json' or 'text'")
         return v
 
     @property

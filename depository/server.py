@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from depository.config import Config
+from depository.logging_setup import configure_logging, dict_config
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +23,9 @@ def run_server(config: Config, *, host: str, port: int, workers: int = 2, thread
             self.cfg.set("worker_class", "gthread" if threads > 1 else "sync")
             self.cfg.set("timeout", 120)
             self.cfg.set("graceful_timeout", 10)
-            self.cfg.set("accesslog", None)
+            self.cfg.set("accesslog", None)  # the app logs each request itself, with its route and request id
             self.cfg.set("loglevel", "warning")
+            self.cfg.set("logconfig_dict", dict_config(config.log_format, config.log_level))
             self.cfg.set("post_worker_init", _post_worker_init)
             self.cfg.set("worker_exit", _worker_exit)
 
@@ -32,11 +34,14 @@ def run_server(config: Config, *, host: str, port: int, workers: int = 2, thread
 
             return create_app(config)
 
+    configure_logging(config.log_format, config.log_level)
     print(f"depository API on http://{host}:{port}/ (home {config.home})", flush=True)
     _App().run()
 
 
 def _post_worker_init(worker: Any) -> None:
+    """gunicorn hook: start the integrator loop and the notary in each worker, after the fork (threads and
+    database connections must not cross a fork). Also usable from deploy/gunicorn.conf.py."""
     app = worker.wsgi
     services = getattr(app, "extensions", {}).get("depository")
     if services is not None:
@@ -44,6 +49,7 @@ def _post_worker_init(worker: Any) -> None:
 
 
 def _worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: release the integrator lock on a clean exit so another process takes over at once."""
     services = getattr(worker.wsgi, "extensions", {}).get("depository") if hasattr(worker, "wsgi") else None
     if services is not None:
         services.stop_background()
@@ -61,4 +67,6 @@ def run_dev_server(app: Any, host: str, port: int) -> Any:
     return server
 
 
-
+# Public names for a gunicorn config file (deploy/gunicorn.conf.py) that runs `depository.app:create_app()`.
+post_worker_init = _post_worker_init
+worker_exit = _worker_exit

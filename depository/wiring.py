@@ -65,6 +65,7 @@ class Services:
 
     def close(self) -> None:
         self.stop_background()
+        self.log.close()
         self.engine.dispose()
 
     def deposits_status(self, indices: list[int]) -> dict[int, str]:
@@ -118,8 +119,19 @@ class Services:
             checks["database"] = {"status": "error", "detail": type(e).__name__}
         size, nxt = self.log.sizes() if checks["database"]["status"] == "ok" else (0, 0)
         checks["log"] = {"status": "ok", "tree_size": size, "pending": nxt - size}
+        if self.redis is not None:
+            # The rq queue of the notary (and the shared rate limiter) live there: deposits go on without
+            # it, but checkpoints are not witnessed or stamped until it is back.
+            try:
+                self.redis.ping()
+                checks["redis"] = {"status": "ok"}
+            except Exception as e:
+                checks["redis"] = {"status": "error", "detail": type(e).__name__}
         if self.notary is not None:
-            checks.update(self.notary.health())
+            try:
+                checks.update(self.notary.health())
+            except Exception as e:  # the database went away between the checks: report, never raise
+                checks["notary"] = {"status": "error", "detail": type(e).__name__}
         status = "ok" if all(c.get("status") == "ok" for c in checks.values()) else "degraded"
         return {"status": status, "checks": checks}
 

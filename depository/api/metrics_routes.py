@@ -1,27 +1,138 @@
-"""`GET /metrics`: Prometheus text exposition of the log and intake."""
+"""`GET /metrics`: Prometheus text exposition of the log, intake, integration and notary.
+
+Every figure here is read from the database (or Redis), not from counters in this process: behind
+gunicorn a scrape reaches one worker of many, and only the shared state gives the same answer whichever
+worker answers. The reads are bounded (the last `RECENT_CHECKPOINTS` checkpoints, primary-key lookups),
+so a scrape costs the same at 10^3 or 10^9 leaves.
+
+Integration figures come from the recent checkpoints: a checkpoint's *batch* is the leaves it added over
+its predecessor; its *latency* is from the sequencing of the batch's first (oldest) entry to the
+checkpoint's creation -- the longest any deposit of that batch waited to be in a signed tree.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Any
+
 from flask import Blueprint, Response, current_app
+from sqlalchemy import func, select
+
+from depository.models import CheckpointRow, LogEntry, TenantRow
 
 bp = Blueprint("metrics", __name__)
+
+RECENT_CHECKPOINTS = 200
+BATCH_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+def _gauge(lines: list[str], name: str, help_: str, value: float | int, kind: str = "gauge") -> None:
+    lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {_num(value)}"]
+
+
+def _num(v: float | int) -> str:
+    return str(v) if isinstance(v, int) else f"{v:.6g}"
+
+
+def _histogram(lines: list[str], name: str, help_: str, values: list[float], buckets: tuple[float, ...]) -> None:
+    lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
+    for b in buckets:
+        lines.append(f'{name}_bucket{{le="{_num(b)}"}} {sum(1 for v in values if v <= b)}')
+    lines += [f'{name}_bucket{{le="+Inf"}} {len(values)}', f"{name}_sum {_num(float(sum(values)))}",
+              f"{name}_count {len(values)}"]
+
+
+def _aware(dt: datetime) -> datetime:
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def integration_figures(engine: Any) -> dict[str, Any]:
+    """Batch sizes and latencies of the recent checkpoints, the oldest pending entry's age, counts."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(CheckpointRow.size, CheckpointRow.created_at)
+                            .order_by(CheckpointRow.size.desc()).limit(RECENT_CHECKPOINTS + 1)).all()
+        rows = list(reversed(rows))
+        starts = [r.size for r in rows[:-1]]  # the first entry of each following checkpoint's batch
+        sequenced: dict[int, float] = {}
+        if starts:
+            sequenced = dict(conn.execute(select(LogEntry.idx, LogEntry.sequenced_at)
+                                          .where(LogEntry.idx.in_(starts))).all())
+        checkpoints = conn.execute(select(func.count()).select_from(CheckpointRow)).scalar_one()
+        tenants = conn.execute(select(func.count()).select_from(TenantRow)).scalar_one()
+    batches: list[float] = []
+    latencies: list[float] = []
+    for prev, cur in pairwise(rows):
+        batches.append(float(cur.size - prev.size))
+        at = sequenced.get(prev.size)
+        if at is not None:
+            latencies.append(max(0.0, _aware(cur.created_at).timestamp() - at))
+    latest_at = _aware(rows[-1].created_at).timestamp() if rows else None
+    return {"batches": batches, "latencies": latencies, "checkpoints": int(checkpoints),
+            "tenants": int(tenants), "latest_checkpoint_at": latest_at}
+
+
+def _oldest_pending_age(engine: Any, size: int, nxt: int) -> float:
+    if nxt <= size:
+        return 0.0
+    with engine.connect() as conn:
+        at = conn.execute(select(LogEntry.sequenced_at).where(LogEntry.idx == size)).scalar()
+    return max(0.0, time.time() - at) if at is not None else 0.0
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
     s = current_app.extensions["depository"]
     size, nxt = s.log.sizes()
-    lines = [
-        "# HELP depository_tree_size Leaves integrated into the Merkle tree.",
-        "# TYPE depository_tree_size gauge",
-        f"depository_tree_size {size}",
-        "# HELP depository_sequenced_total Entries sequenced (durably indexed).",
-        "# TYPE depository_sequenced_total counter",
-        f"depository_sequenced_total {nxt}",
-        "# HELP depository_pending_entries Entries sequenced but not yet integrated.",
-        "# TYPE depository_pending_entries gauge",
-        f"depository_pending_entries {nxt - size}",
-    ]
+    lines: list[str] = []
+    _gauge(lines, "depository_tree_size", "Leaves integrated into the Merkle tree.", size)
+    _gauge(lines, "depository_sequenced_total", "Entries sequenced (durably indexed).", nxt, "counter")
+    _gauge(lines, "depository_deposits_total",
+           "Deposits acknowledged (each has a durable log index; one log entry per deposit).", nxt, "counter")
+    _gauge(lines, "depository_pending_entries", "Entries sequenced but not yet integrated.", nxt - size)
+    _gauge(lines, "depository_oldest_pending_seconds",
+           "Age of the oldest entry waiting for integration (0 when none waits); a stalled integrator grows it.",
+           _oldest_pending_age(s.engine, size, nxt))
+    fig = integration_figures(s.engine)
+    _gauge(lines, "depository_checkpoints_total", "Checkpoints published.", fig["checkpoints"], "counter")
+    _gauge(lines, "depository_tenants", "Tenants.", fig["tenants"])
+    if fig["latest_checkpoint_at"] is not None:
+        _gauge(lines, "depository_latest_checkpoint_age_seconds", "Seconds since the latest checkpoint.",
+               max(0.0, time.time() - fig["latest_checkpoint_at"]))
+    _histogram(lines, "depository_integration_batch_entries",
+               f"Leaves added per checkpoint (the last {RECENT_CHECKPOINTS} checkpoints).",
+               fig["batches"], BATCH_BUCKETS)
+    _histogram(lines, "depository_integration_latency_seconds",
+               f"Sequencing of a batch's oldest entry to its checkpoint (the last {RECENT_CHECKPOINTS}).",
+               fig["latencies"], LATENCY_BUCKETS_S)
+    lines += ["# HELP depository_integration_latency_quantile_seconds Quantiles of the same latencies.",
+              "# TYPE depository_integration_latency_quantile_seconds gauge"]
+    for q in (0.5, 0.99):
+        lines.append(f'depository_integration_latency_quantile_seconds{{quantile="{q}"}} '
+                     f"{_num(_quantile(fig['latencies'], q))}")
+    if s.redis is not None:
+        try:
+            s.redis.ping()
+            up = 1
+        except Exception:
+            up = 0
+        _gauge(lines, "depository_redis_up", "1 when Redis answers a PING.", up)
+    integrator = getattr(s, "integrator", None)
+    holds = 1 if integrator is not None and integrator.lock.held else 0
+    _gauge(lines, "depository_integrator_lock_held",
+           "1 when this API process holds the integrator lock (summed over processes: 1).", holds)
     if s.notary is not None:
-        lines.extend(s.notary.metrics_lines())
+        try:
+            lines.extend(s.notary.metrics_lines())
+        except Exception:
+            _gauge(lines, "depository_notary_metrics_error", "1 when the notary's figures could not be read.", 1)
     return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
