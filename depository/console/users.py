@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from depository.console.models import ConsoleSessionRow, LoginAttemptRow, UserRow
 from depository.errors import BadRequest, Conflict, DepositoryError
@@ -98,16 +99,20 @@ class Users:
         if len(password) < MIN_PASSWORD_CHARS:
             raise BadRequest(f"the password must have at least {MIN_PASSWORD_CHARS} characters")
         user = User("u_" + secrets.token_hex(12), tenant_id, email, role)
+        password_hash = _hasher.hash(password)  # slow on purpose: never inside a write transaction
         from depository.models import TenantRow
 
-        with self.engine.begin() as conn:
+        with self.engine.connect() as conn:
             if conn.execute(select(TenantRow.id).where(TenantRow.id == tenant_id)).first() is None:
                 raise BadRequest(f"no tenant {tenant_id}")
-            if conn.execute(select(UserRow.id).where(UserRow.email == email)).first() is not None:
-                raise Conflict(f"a user with e-mail {email} already exists")
-            conn.execute(insert(UserRow).values(id=user.id, tenant_id=tenant_id, email=email, role=role,
-                                                password_hash=_hasher.hash(password),
-                                                created_at=datetime.now(UTC)))
+        # A write transaction that starts with its write (SQLite: no read-then-upgrade lock failure);
+        # the unique e-mail constraint decides races.
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(UserRow).values(id=user.id, tenant_id=tenant_id, email=email, role=role,
+                                                    password_hash=password_hash, created_at=datetime.now(UTC)))
+        except IntegrityError as e:
+            raise Conflict(f"a user with e-mail {email} already exists") from e
         return user
 
     # ---- sign-in -----------------------------------------------------------------------------------

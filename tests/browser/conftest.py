@@ -176,3 +176,22 @@ def browser_context_pair(browser: Browser, site: Site) -> Iterator[tuple[Page, P
     finally:
         a.close()
         b.close()
+
+
+def verify_in_thread(pdf: bytes, *, file: bytes | None, trust: Trust) -> list[Any]:
+    """`verify_packet` off the test thread: pyHanko calls asyncio.run(), which cannot run inside the
+    event loop that Playwright's sync API keeps on this thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from evidence.verify import verify_packet
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(verify_packet, pdf, file=file, trust=trust).result()
+
+
+def off_loop(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run `fn` on another thread (for pyHanko's asyncio.run(), e.g. build_packet), return its result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(fn, *args, **kwargs).result()
