@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
 
-from depository.db import bulk_insert, lock_for_sequencing
+from depository.db import ReadConnections, bulk_insert, lock_for_sequencing
 from depository.errors import BadRequest, IntegrityError, NotFound, Overloaded
 from depository.integrator_lock import IntegratorLock
 from depository.models import CheckpointRow, LogEntry, LogSequence, LogTree, TileRow
@@ -98,6 +98,7 @@ class Log:
         self.max_pending_entries = max_pending_entries
         self._listeners: list[Callable[[PublishedCheckpoint], None]] = []
         self._full_tiles = _LRU(FULL_TILE_CACHE)
+        self._reads = ReadConnections(engine)
         self._integrated = threading.Condition()
 
     # ---- set-up ------------------------------------------------------------------------------------
@@ -111,6 +112,10 @@ class Log:
                 conn.execute(insert(LogTree).values(id=1, size=0, root_hash=self.hasher.empty_root()))
         if self.latest_checkpoint_or_none() is None:
             self._publish(0, self.hasher.empty_root(), [], 0)
+
+    def close(self) -> None:
+        """Close the per-thread read connections (the engine is disposed by its owner)."""
+        self._reads.close()
 
     def add_listener(self, fn: Callable[[PublishedCheckpoint], None]) -> None:
         self._listeners.append(fn)
@@ -320,20 +325,14 @@ class Log:
                 missing.append(c)
             else:
                 loaded[c] = hit
-        with self.engine.connect() as conn:
-            # The hot read path talks to the driver directly: building and compiling Core statements
-            # cost more than the indexed lookups themselves.
-            mark = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
-            cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-            try:
-                where = " OR ".join([f"(level = {mark} AND idx = {mark})"] * len(missing)) or "1 = 0"
-                cur.execute('SELECT (SELECT size FROM log_tree WHERE id = 1), level, idx, hashes, "inner" '  # noqa: S608
-                            f"FROM log_tiles WHERE {where} UNION ALL "
-                            "SELECT (SELECT size FROM log_tree WHERE id = 1), NULL, NULL, NULL, NULL",
-                            [v for c in missing for v in c])
-                rows = cur.fetchall()
-            finally:
-                cur.close()
+        # The hot read path talks to the driver directly (one round trip): building and compiling Core
+        # statements cost more than the indexed lookups themselves.
+        where = " OR ".join(["(level = %s AND idx = %s)"] * len(missing)) or "1 = 0"
+        rows = self._reads.fetchall(
+            'SELECT (SELECT size FROM log_tree WHERE id = 1), level, idx, hashes, "inner" '  # noqa: S608
+            f"FROM log_tiles WHERE {where} UNION ALL "
+            "SELECT (SELECT size FROM log_tree WHERE id = 1), NULL, NULL, NULL, NULL",
+            [v for c in missing for v in c])
         integrated = rows[-1][0]
         if size > integrated:
             raise NotFound(f"tree size {size} is beyond the integrated tree ({integrated})")
