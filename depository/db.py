@@ -125,15 +125,15 @@ class ReadConnections:
 
     def fetchall(self, sql: str, params: Sequence[Any]) -> list[Any]:
         if not self.postgres:
-            with self.engine.connect() as conn:
-                cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            with self.engine.connect() as sa_conn:
+                cur = sa_conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
                 try:
                     cur.execute(sql.replace("%s", "?"), params)
                     return list(cur.fetchall())
                 finally:
                     cur.close()
         for attempt in (1, 2):
-            conn = getattr(self._local, "conn", None)
+            conn: Any = getattr(self._local, "conn", None)
             if conn is None or conn.closed:
                 conn = self._local.conn = self._connect()
             try:
