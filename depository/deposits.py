@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,11 @@ class DepositRequest:
     metadata: dict[str, Any]
     filename: str | None = None
     content_type: str | None = None
+    metadata_json: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.metadata_json:
+            self.metadata_json = metadata_text(self.metadata)
 
     @classmethod
     def from_json(cls, obj: Any, *, where: str = "") -> DepositRequest:
@@ -74,7 +80,8 @@ class DepositRequest:
             validate_metadata(kind, metadata)
         except ValidationFailed as e:
             raise ValidationFailed(pre + e.detail, extra=e.extra) from e
-        return cls(kind, sha256, sm3, size, metadata, filename, obj.get("content_type"))
+        return cls(kind, sha256, sm3, size, metadata, filename, obj.get("content_type"),
+                   metadata_text(metadata, pre))
 
 
 def merge_refs(metadata: Any, matter: Any, follows: Any, pre: str = "") -> dict[str, Any]:
@@ -88,9 +95,15 @@ def merge_refs(metadata: Any, matter: Any, follows: Any, pre: str = "") -> dict[
         if key in metadata and metadata[key] != value:
             raise ValidationFailed(f"{pre}{key} given twice with different values")
         metadata[key] = value
-    if len(json.dumps(metadata)) > 64 * 1024:
-        raise ValidationFailed(f"{pre}metadata is larger than 64 KiB")
     return metadata
+
+
+def metadata_text(metadata: dict[str, Any], pre: str = "") -> str:
+    """The metadata as stored (compact JSON), refusing more than 64 KiB."""
+    text = json.dumps(metadata, separators=(",", ":"), ensure_ascii=False) if metadata else "{}"
+    if len(text) > 64 * 1024:
+        raise ValidationFailed(f"{pre}metadata is larger than 64 KiB")
+    return text
 
 
 @dataclass
@@ -137,7 +150,9 @@ def rfc3339_ms(t: datetime) -> str:
 
 
 def new_deposit_id() -> str:
-    return "dep_" + secrets.token_hex(12)
+    """`dep_` + 12 hex digits of milliseconds + 12 random hex digits: unguessable, and time-ordered so
+    the primary-key and identity indexes grow at their right edge instead of splitting pages at random."""
+    return f"dep_{int(time.time() * 1000):012x}{secrets.token_hex(6)}"
 
 
 def request_fingerprint(body: bytes) -> bytes:
@@ -152,23 +167,24 @@ class Deposits:
     # ---- intake ------------------------------------------------------------------------------------
 
     def _rows(self, tenant_id: str, reqs: Sequence[DepositRequest], ids: Sequence[str] | None = None,
-              content_stored: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, bytes]]]:
+              content_stored: bool = False) -> tuple[list[Deposit], list[tuple[Any, ...]], list[tuple[str, bytes]]]:
+        """Deposits, their insert tuples (DEPOSIT_COLUMNS order, leaf index last-but-one filled later) and
+        their log entries. One received time per batch: the batch is one transaction."""
         now = datetime.now(UTC)
         received = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        rows, entries = [], []
+        deposits, rows, entries = [], [], []
         for i, req in enumerate(reqs):
             dep_id = ids[i] if ids else new_deposit_id()
             leaf = LeafData(id=dep_id, kind=req.kind, sha256=req.sha256, sm3=req.sm3, size=req.size,
                             received=received, depositor=tenant_id, meta=meta_hash(req.metadata),
                             salt=secrets.token_bytes(16))
             entries.append((dep_id, leaf.to_bytes()))
-            rows.append({"id": dep_id, "tenant_id": tenant_id, "kind": req.kind, "sha256": req.sha256.hex(),
-                         "sm3": req.sm3.hex(), "size": req.size, "filename": req.filename,
-                         "content_type": req.content_type,
-                         "metadata_json": json.dumps(req.metadata, separators=(",", ":")),
-                         "matter": req.metadata.get("matter"), "follows": req.metadata.get("follows"),
-                         "received": received, "leaf_index": -1, "content_stored": content_stored})
-        return rows, entries
+            d = Deposit(dep_id, tenant_id, req.kind, req.sha256.hex(), req.sm3.hex(), req.size, req.filename,
+                        req.content_type, req.metadata, received, -1, content_stored)
+            deposits.append(d)
+            rows.append((dep_id, tenant_id, req.kind, d.sha256, d.sm3, req.size, req.filename, req.content_type,
+                         req.metadata_json, req.metadata.get("matter"), req.metadata.get("follows"), received))
+        return deposits, rows, entries
 
     def _check_follows(self, conn: Connection, tenant_id: str, reqs: Sequence[DepositRequest]) -> None:
         wanted = {r.metadata["follows"] for r in reqs if r.metadata.get("follows")}
@@ -189,15 +205,15 @@ class Deposits:
             replay = self._idempotent_replay(tenant_id, *idempotency)
             if replay is not None:
                 return replay
-        rows, entries = self._rows(tenant_id, reqs, ids, content_stored)
+        deposits, rows, entries = self._rows(tenant_id, reqs, ids, content_stored)
         try:
             with self.engine.begin() as conn:
                 indices = self.log.sequence(conn, entries)  # takes the write lock first
                 self._check_follows(conn, tenant_id, reqs)
-                for row, idx in zip(rows, indices, strict=True):
-                    row["leaf_index"] = idx
-                bulk_insert(conn, "deposits", DEPOSIT_COLUMNS, [tuple(r[c] for c in DEPOSIT_COLUMNS) for r in rows])
-                deposits = [Deposit.from_row(_Obj(r)) for r in rows]
+                for d, idx in zip(deposits, indices, strict=True):
+                    d.leaf_index = idx
+                bulk_insert(conn, "deposits", DEPOSIT_COLUMNS,
+                            [(*r, idx, content_stored) for r, idx in zip(rows, indices, strict=True)])
                 if idempotency:
                     status, body = response_builder(deposits)
                     conn.execute(insert(IdempotencyRow).values(
@@ -266,13 +282,6 @@ class Deposits:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(DepositRow)
                                     .where(DepositRow.tenant_id == tenant_id)).scalar_one())
-
-
-class _Obj:
-    """Attribute view of a row dict (so fresh rows and loaded rows share Deposit.from_row)."""
-
-    def __init__(self, d: dict[str, Any]) -> None:
-        self.__dict__.update(d)
 
 
 def canonical_json(obj: Any) -> bytes:
