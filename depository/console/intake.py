@@ -9,6 +9,7 @@ metadata validated per kind, content stored first when the tenant keeps content,
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from depository.errors import BadRequest, ValidationFailed
 from depository.kinds import validate_metadata
 from depository.wiring import Services
 from evidence.leaf import KINDS
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,4 +83,16 @@ def deposit_upload(s: Services, tenant_id: str, user_id: str, upload: FileStorag
     result = s.deposits.create_many(tenant_id, [req], ids=[deposit_id] if deposit_id else None,
                                     content_stored=stored)
     assert isinstance(result, list)  # no idempotency key: never a replay
+    if kind == "copyright" and s.monitoring is not None:
+        _register_work(s, tenant_id, result[0].id, spool, req)
     return result[0]
+
+
+def _register_work(s: Services, tenant_id: str, deposit_id: str, spool: HashingSpool, req: DepositRequest) -> None:
+    """Fingerprint a copyright work for monitoring, as the API's upload hook does. The deposit stands
+    whatever happens here: a work without fingerprints is only not monitored."""
+    try:
+        spool.file.seek(0)
+        s.monitoring.register_work(tenant_id, deposit_id, spool.file.read(), req.content_type, req.filename)
+    except Exception:
+        log.exception("fingerprinting copyright deposit %s failed", deposit_id)

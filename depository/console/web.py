@@ -119,7 +119,7 @@ def safe_next(target: str | None) -> str:
 
 def init_app(app: Flask) -> None:
     """Register the console on the API's app: tables via migrations, key from the home, blueprints."""
-    from depository.console import auth_views, log_views, verify_views, views  # noqa: F401
+    from depository.console import alerts_views, auth_views, log_views, verify_views, views  # noqa: F401
 
     s: Services = app.extensions["depository"]
     app.extensions["console_users"] = Users(s.engine)

@@ -88,7 +88,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     policy_file.write_text("\n".join(policy) + "\n", encoding="utf-8")
     config = load_config(env={}, home=home, log_origin=ORIGIN, tsa_urls=[tsa.url], witness_policy_file=policy_file,
                          batch_interval_ms=50, public_base_url="http://127.0.0.1:0",
-                         max_upload_bytes=8 * 1024 * 1024)
+                         max_upload_bytes=8 * 1024 * 1024, fetch_allow_cidrs=["127.0.0.0/8"], fetch_timeout_s=5.0)
     init_home(config)
     services = build_services(config)
     services.start_background()
