@@ -121,9 +121,9 @@ class Notifier:
         """One pending delivery per active endpoint of the tenant, due now."""
         now = datetime.now(UTC)
         ids = []
+        endpoints = self.endpoints(tenant_id)  # read outside the write transaction (SQLite upgrade, see watches)
         with self.engine.begin() as conn:
-            for ep in conn.execute(select(EndpointRow).where(EndpointRow.tenant_id == tenant_id,
-                                                             EndpointRow.active.is_(True))).all():
+            for ep in endpoints:
                 did = "msg_" + secrets.token_hex(12)
                 conn.execute(insert(DeliveryRow).values(id=did, tenant_id=tenant_id, alert_id=alert_id,
                                                         endpoint_id=ep.id, status="pending", attempts=0,

@@ -204,12 +204,12 @@ class Watches:
 
     def claim_due_deliveries(self, now: datetime | None = None) -> list[str]:
         now = now or datetime.now(UTC)
+        # One statement (no read before the write in the transaction): on SQLite a deferred transaction
+        # that reads first cannot always upgrade to a writer, a single UPDATE waits for the lock instead.
+        due = (select(DeliveryRow.id).where(DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now)
+               .limit(CLAIM_BATCH).scalar_subquery())
         with self.engine.begin() as conn:
-            ids = list(conn.execute(select(DeliveryRow.id).where(
-                DeliveryRow.status == "pending", DeliveryRow.next_attempt_at <= now).limit(CLAIM_BATCH)).scalars())
-            if not ids:
-                return []
-            res = conn.execute(update(DeliveryRow).where(DeliveryRow.id.in_(ids), DeliveryRow.status == "pending",
+            res = conn.execute(update(DeliveryRow).where(DeliveryRow.id.in_(due), DeliveryRow.status == "pending",
                                                          DeliveryRow.next_attempt_at <= now)
                                .values(next_attempt_at=now + timedelta(seconds=DELIVERY_LEASE_S))
                                .returning(DeliveryRow.id))
