@@ -62,6 +62,33 @@ def multipart_1k() -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+def start_notary(tmp: Path, env: dict[str, str], servers: list[object]) -> dict[str, str]:
+    """Our TSA and three witnesses on 127.0.0.1 (threads in this process), a 2-of-3 policy."""
+    from notary_bridge.tsa_server import ServerThread, create_app, init_tsa_material, load_core
+    from notary_bridge.witness import WitnessHome, load_witness
+    from notary_bridge.witness_server import WitnessServerThread
+    from notary_bridge.witness_server import create_app as witness_app
+
+    home = Path(env["DEPOSITORY_HOME"])
+    vkey = (home / "keys" / "log.vkey").read_text().strip()
+    tsa_home = tmp / "tsa"
+    init_tsa_material(tsa_home, "Bench TSA")
+    tsa = ServerThread(create_app(load_core(tsa_home)))
+    tsa.start()
+    servers.append(tsa)
+    (home / "tsa").mkdir(exist_ok=True)
+    (home / "tsa" / "tsa-ca.pem").write_bytes((tsa_home / "tsa" / "tsa-ca.pem").read_bytes())
+    lines = [f"log {vkey}"]
+    for n in ("w1", "w2", "w3"):
+        w = WitnessServerThread(witness_app(load_witness(tmp / n, f"{n}.bench.example", [vkey])))
+        w.start()
+        servers.append(w)
+        lines.append(f"witness {n} {WitnessHome(tmp / n).vkey.read_text().strip()} {w.url}")
+    lines += ["group g 2 w1 w2 w3", "quorum g"]
+    (home / "policy.txt").write_text("\n".join(lines) + "\n")
+    return {"tsa_urls": tsa.url, "witness_policy_file": str(home / "policy.txt")}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="sqlite")
@@ -71,6 +98,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mode", default="batch", choices=["batch", "single", "file1k"])
+    ap.add_argument("--rate", type=float, default=0, help="target deposits/s (0: as fast as possible)")
+    ap.add_argument("--notary", action="store_true",
+                    help="run a TSA and three witnesses (2 of 3) and measure deposit -> witnessed+timestamped")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(dir=os.environ.get("BENCH_TMP")))
     settings = {"batch_interval_ms": "100", "batch_max_entries": "50000"}
@@ -78,6 +108,10 @@ def main() -> None:
         settings["database_url"] = fresh_pg("dep_bench_intake")
     env = cli_env(tmp / "home", **settings)
     run_cli(["init"], env)
+    notary_servers: list[object] = []
+    if args.notary:
+        settings.update(start_notary(tmp, env, notary_servers))
+        env = cli_env(tmp / "home", **settings)
     key = json.loads(run_cli(["tenant", "create", "Bench"], env).stdout)["api_key"]
     port = free_port()
     server = Proc(["serve", "--port", str(port), "--workers", str(args.workers), "--threads", str(args.threads)],
@@ -115,10 +149,34 @@ def main() -> None:
                     return
             time.sleep(0.02)
 
+    probes: list[tuple[float, str]] = []
+    witnessed: list[float] = []
+    per_client_interval = (per_req * args.clients / args.rate) if args.rate else 0.0
+
+    def prober() -> None:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < stop + 20:
+            with lock:
+                todo = list(probes)
+            if not todo and time.monotonic() > stop:
+                return
+            for t_ack, dep_id in todo:
+                c.request("GET", f"/v1/deposits/{dep_id}", headers=headers)
+                status = json.loads(c.getresponse().read())["status"]
+                if status == "witnessed":
+                    with lock:
+                        probes.remove((t_ack, dep_id))
+                        witnessed.append(time.monotonic() - t_ack)
+            time.sleep(0.02)
+
     def client(n: int) -> None:
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
         i = n
+        next_at = time.monotonic()
         while time.monotonic() < stop:
+            if per_client_interval:
+                next_at += per_client_interval
+                time.sleep(max(0.0, next_at - time.monotonic()))
             body = bodies[i % len(bodies)]
             i += 1
             if args.mode == "batch":  # fresh hashes are not needed: each deposit gets its own id and salt
@@ -136,18 +194,28 @@ def main() -> None:
             with lock:
                 lat.append(t2 - t)
                 acks.append((t2, idx))
+                if args.notary and len(acks) % 5 == 0:
+                    last = obj["deposits"][-1]["id"] if "deposits" in obj else obj["id"]
+                    probes.append((t2, last))
 
     t0 = time.monotonic()
     threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
     samp = threading.Thread(target=sampler)
     samp.start()
+    probe_thread = threading.Thread(target=prober)
+    if args.notary:
+        probe_thread.start()
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     elapsed = time.monotonic() - t0
     samp.join()
+    if args.notary:
+        probe_thread.join()
     server.stop()
+    for srv in notary_servers:
+        srv.stop()  # type: ignore[attr-defined]
     # deposit -> checkpoint latency per acknowledged request
     inc = []
     j = 0
@@ -168,7 +236,11 @@ def main() -> None:
                       "request_p50_ms": round(statistics.median(lat) * 1e3, 1) if lat else None,
                       "request_p99_ms": round(pct(lat, 0.99) * 1e3, 1),
                       "to_checkpoint_p50_ms": round(statistics.median(inc) * 1e3) if inc else None,
-                      "to_checkpoint_p99_ms": round(pct(inc, 0.99) * 1e3) if inc else None}))
+                      "to_checkpoint_p99_ms": round(pct(inc, 0.99) * 1e3) if inc else None,
+                      **({"to_witnessed_and_timestamped_p50_ms": round(statistics.median(witnessed) * 1e3),
+                          "to_witnessed_and_timestamped_p99_ms": round(pct(witnessed, 0.99) * 1e3),
+                          "probes": len(witnessed), "probes_unwitnessed": len(probes)}
+                         if args.notary and witnessed else {})}))
 
 
 if __name__ == "__main__":
