@@ -232,8 +232,10 @@ def witnesses(s: Services, latest_size: int, latest_at: datetime | None) -> list
         p = progress.get(w.name)
         size = int(sizes.get(w.name) or (p.size if p else 0))
         when = datetime.fromtimestamp(last[w.name], UTC) if last.get(w.name) else None
-        lag_s = max(0.0, (latest_at - when).total_seconds()) if when and latest_at and size < latest_size else (
-            0.0 if when else None)
+        # Lag in time: none while it has cosigned the latest checkpoint; else how much older its last
+        # cosignature is than the latest checkpoint (None if it never cosigned).
+        lag_s = None if when is None else 0.0 if size >= latest_size or latest_at is None else max(
+            0.0, (latest_at - when).total_seconds())
         out.append(WitnessState(w.name, w.url or "", size, max(0, latest_size - size), when, lag_s,
                                 p.last_error if p else None))
     return out
