@@ -8,7 +8,9 @@ about 10 s/MiB, and is used only as a cross-check in tests).
 from __future__ import annotations
 
 import hashlib
+import queue
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -56,17 +58,48 @@ def parse_hex64(text: str, what: str = "hash") -> bytes:
 
 
 class DualHasher:
-    """SHA-256 and SM3 over the same bytes in one pass (a streamed upload is read once)."""
+    """SHA-256 and SM3 over the same bytes in one pass (a streamed upload is read once).
+
+    OpenSSL's SM3 runs at roughly a fifth of SHA-256's speed here, so past `PARALLEL_AFTER` bytes the SM3
+    updates move to a helper thread (hashlib releases the GIL on large buffers) and the two digests are
+    computed side by side. The hand-off queue is bounded, so memory stays flat whatever the size.
+    """
+
+    PARALLEL_AFTER = 1 << 20
+    QUEUE_CHUNKS = 8
 
     def __init__(self) -> None:
         self._sha256 = hashlib.sha256()
         self._sm3 = hashlib.new("sm3")
         self.size = 0
+        self._queue: queue.Queue[bytes | None] | None = None
+        self._thread: threading.Thread | None = None
 
     def update(self, chunk: bytes) -> None:
-        self._sha256.update(chunk)
-        self._sm3.update(chunk)
+        if not chunk:
+            return
         self.size += len(chunk)
+        self._sha256.update(chunk)
+        if self._queue is None and self.size > self.PARALLEL_AFTER:
+            self._queue = queue.Queue(self.QUEUE_CHUNKS)
+            self._thread = threading.Thread(target=self._sm3_worker, name="sm3", daemon=True)
+            self._thread.start()
+        if self._queue is not None:
+            self._queue.put(bytes(chunk))
+        else:
+            self._sm3.update(chunk)
+
+    def _sm3_worker(self) -> None:
+        assert self._queue is not None
+        while (chunk := self._queue.get()) is not None:
+            self._sm3.update(chunk)
+
+    def _finish(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue = None
+            self._thread = None
 
     @property
     def sha256(self) -> bytes:
@@ -74,6 +107,7 @@ class DualHasher:
 
     @property
     def sm3(self) -> bytes:
+        self._finish()
         return self._sm3.digest()
 
 
