@@ -55,15 +55,16 @@ def witness_serve(
 
 
 @click.command()
-@click.option("--burst", is_flag=True, help="Exit when the queue is empty (tests, cron).")
+@click.option("--burst", is_flag=True, help="Exit when the queues are empty (tests, cron).")
+@click.option("--queue", "queues", multiple=True, type=click.Choice(["notary", "monitoring"]),
+              default=("notary", "monitoring"), show_default=True)
 @click.pass_context
-def worker(ctx: click.Context, burst: bool) -> None:
-    """Run an rq worker for the notary queue (witness and timestamp jobs; needs DEPOSITORY_REDIS_URL)."""
-    from depository.jobs import run_worker
-
+def worker(ctx: click.Context, burst: bool, queues: tuple[str, ...]) -> None:
+    """Run an rq worker: witness/timestamp jobs and watch fetches (needs DEPOSITORY_REDIS_URL)."""
     from depository.config import load_config
+    from depository.jobs import run_worker
 
     config = load_config(home=ctx.find_root().obj.get("home"))
     if not config.redis_url:
         raise click.ClickException("no DEPOSITORY_REDIS_URL: without Redis the notary runs in-process")
-    run_worker(config, burst=burst)
+    run_worker(config, burst=burst, queues=queues)

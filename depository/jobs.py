@@ -120,24 +120,32 @@ class Dispatcher:
             return -1
 
 
-def run_worker(config: Config, *, burst: bool = False) -> None:
-    """`depository worker`: an rq SimpleWorker on the notary queue of config.redis_url."""
+def run_worker(config: Config, *, burst: bool = False, queues: tuple[str, ...] = ("notary", "monitoring")) -> None:
+    """`depository worker`: one rq SimpleWorker (no fork per job) on the notary and monitoring queues.
+
+    The services are built once; each queue's jobs find their service through the per-home registry.
+    """
+    from depository.monitoring import jobs as monitoring_jobs
     from depository.wiring import build_services
 
     if not config.redis_url:
         raise ValueError("run_worker needs config.redis_url")
-    services = build_services(config)
+    services = build_services(config, notary="notary" in queues)
     try:
-        if services.notary is None:
-            log.warning("no witnesses or TSA configured; the worker will have nothing to do")
-        else:
-            register(config.home, services.notary)
+        if "notary" in queues:
+            if services.notary is None:
+                log.warning("no witnesses or TSA configured; notary jobs will have nothing to do")
+            else:
+                register(config.home, services.notary)
+        if "monitoring" in queues and services.monitoring is not None:
+            monitoring_jobs.register(config.home, services.monitoring)
         connection = Redis.from_url(config.redis_url)
         try:
-            worker = SimpleWorker([Queue(NOTARY_QUEUE, connection=connection)], connection=connection)
+            worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
             worker.work(burst=burst)
         finally:
             connection.close()
     finally:
         unregister(config.home)
+        monitoring_jobs.unregister(config.home)
         services.close()

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.exceptions import DuplicateJobError
 
 from depository.config import Config
@@ -101,19 +101,7 @@ class RqDispatcher:
 
 
 def run_worker(config: Config, *, burst: bool = False) -> None:
-    """An rq SimpleWorker on the monitoring queue of config.redis_url (no fork per job: jobs are fetches)."""
-    from depository.wiring import build_services
+    """An rq worker on the monitoring queue only (`depository worker --queue monitoring`)."""
+    from depository.jobs import run_worker as run
 
-    if not config.redis_url:
-        raise ValueError("run_worker needs config.redis_url")
-    services = build_services(config, notary=False)
-    try:
-        register(config.home, services.monitoring)
-        connection = Redis.from_url(config.redis_url)
-        try:
-            SimpleWorker([Queue(MONITORING_QUEUE, connection=connection)], connection=connection).work(burst=burst)
-        finally:
-            connection.close()
-    finally:
-        unregister(config.home)
-        services.close()
+    run(config, burst=burst, queues=(MONITORING_QUEUE,))
