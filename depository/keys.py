@@ -11,21 +11,18 @@ one name: Ed25519 for international verifiers, SM2/SM3 for national ones.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from depository.errors import ConfigError
 from evidence.note import Ed25519Signer, SM2Signer, generate_ed25519, sign_note
 from evidence.sm2 import SM2PrivateKey
+from notary_bridge.serving import write_atomic
 
 
 def write_secret(path: Path, data: bytes) -> None:
-    """Create `path` with mode 0600 (never world-readable, not even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
+    """Create `path` with mode 0600 (never world-readable, not even briefly), atomically."""
+    write_atomic(path, data, 0o600)
 
 
 @dataclass(frozen=True)

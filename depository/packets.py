@@ -27,8 +27,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import os
-import tempfile
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,6 +55,7 @@ from depository.wiring import Services
 from evidence.packet import Comparison, DepositFacts, PacketEntry, PacketInput, render_packet
 from notary_bridge import pki
 from notary_bridge.errors import TimestampError
+from notary_bridge.serving import write_atomic
 from notary_bridge.tsa import FallbackTimeStamper, HttpTimeStamper, TimeStamper
 
 log = logging.getLogger(__name__)
@@ -115,26 +114,14 @@ def init_packet_material(home: Path, name: str = "Evidence Depository") -> Packe
     ca_key, ca_cert = pki.make_ca(f"{name} Packet Root CA")
     key, cert = pki.make_signer_cert(ca_key, ca_cert, f"{name} Evidence Packet Signer")
     crl_pem = pki.make_crl(ca_key, ca_cert)
-    _write_atomic(m.crl_path, crl_pem, 0o644)
-    _write_atomic(m.ca_path, ca_cert, 0o644)
-    _write_atomic(m.cert_path, cert, 0o644)
-    _write_atomic(m.key_path, key, 0o600)
+    write_atomic(m.crl_path, crl_pem, 0o644)
+    write_atomic(m.ca_path, ca_cert, 0o644)
+    write_atomic(m.cert_path, cert, 0o644)
+    write_atomic(m.key_path, key, 0o600)
     log.info("created packet signing material in %s", m.ca_path.parent)
     return m
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _certs(blob: bytes) -> list[x509.Certificate]:

@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +31,7 @@ from typing import TYPE_CHECKING
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from notary_bridge import pki
+from notary_bridge import pki, serving
 from notary_bridge.errors import TimestampError
 from notary_bridge.tsa import QUERY_TYPE, REPLY_TYPE, TimestampRequestError, TsaCore, answer_request
 
@@ -106,45 +103,15 @@ def _problem(status: int, title: str, detail: str) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/problem+json")
 
 
-class ServerThread:
-    """A WSGI app served on a background thread; port 0 picks a free port (see `url`).
-
-    `stop()` is idempotent and leaves no socket or thread behind, so tests under
-    `filterwarnings=error` see no ResourceWarning.
-    """
+class ServerThread(serving.ServerThread):
+    """The TSA app on a background thread (see `serving.ServerThread`); its URL ends in `/`."""
 
     def __init__(self, app: TsaApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = make_server(host, port, app, threaded=True)
-        self.host = host
-        self.port = self._server.server_port
-        # A short poll interval makes stop() take ~50 ms instead of serve_forever's default 0.5 s.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=f"tsa-http-{self.port}", daemon=True
-        )
-        self._stopped = False
+        super().__init__(app, host, port, name="tsa-http")
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}/"
-
-    def start(self) -> ServerThread:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    def __enter__(self) -> ServerThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return super().url + "/"
 
 
 def serve(host: str, port: int, core: TsaCore) -> None:
@@ -199,9 +166,9 @@ def init_tsa_material(home_dir: Path, name: str, key_type: pki.KeyType = "ec-p25
     material.key_path.parent.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = pki.make_ca(f"{name} TSA Root CA", key_type)
     tsa_key, tsa_cert = pki.make_tsa_cert(ca_key, ca_cert, f"{name} TSA", key_type)
-    _write_atomic(material.ca_path, ca_cert, 0o644)
-    _write_atomic(material.cert_path, tsa_cert, 0o644)
-    _write_atomic(material.key_path, tsa_key, 0o600)
+    serving.write_atomic(material.ca_path, ca_cert, 0o644)
+    serving.write_atomic(material.cert_path, tsa_cert, 0o644)
+    serving.write_atomic(material.key_path, tsa_key, 0o600)
     log.info("created TSA material in %s", material.key_path.parent)
     return material
 
@@ -223,16 +190,3 @@ def run_tsa_server(home_dir: Path, host: str, port: int) -> None:
     serve(host, port, load_core(home_dir))
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temporary file and rename, so a crash never leaves a truncated PEM."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -12,7 +12,6 @@ port answers. Tests use `WitnessServerThread` on an ephemeral port on 127.0.0.1.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from notary_bridge import serving
 from notary_bridge.witness import MAX_BODY_BYTES, Answer, Witness, WitnessHome, load_witness
 
 if TYPE_CHECKING:
@@ -78,46 +78,12 @@ def create_app(witness: Witness) -> WitnessApp:
     return WitnessApp(witness)
 
 
-class WitnessServerThread:
-    """A witness served on a background thread; port 0 picks a free port. `stop()` leaves nothing open.
-
-    Restarting on the same port (a test stopping a witness and bringing it back) works because werkzeug
-    sets SO_REUSEADDR.
-    """
+class WitnessServerThread(serving.ServerThread):
+    """A witness on a background thread (see `serving.ServerThread`); `url` is the submission prefix
+    (no trailing slash), as a policy `witness` line carries it."""
 
     def __init__(self, app: WitnessApp, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = make_server(host, port, app, threaded=True)
-        self.app = app
-        self.host = host
-        self.port = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name=f"witness-http-{self.port}", daemon=True
-        )
-        self._stopped = False
-
-    @property
-    def url(self) -> str:
-        """The submission prefix (no trailing slash), as a policy `witness` line carries it."""
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> WitnessServerThread:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join()
-        self._server.server_close()
-
-    def __enter__(self) -> WitnessServerThread:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        super().__init__(app, host, port, name="witness-http")
 
 
 def run_witness_server(
