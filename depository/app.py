@@ -15,7 +15,7 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     config = config or load_config()
     services = services or build_services(config)
     app = Flask(__name__)
-    from depository.api.deposits_routes import DepositoryRequest
+    from depository.uploads import DepositoryRequest
 
     app.request_class = DepositoryRequest
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 1024 * 1024  # the file plus form fields

@@ -7,18 +7,17 @@ missing one (existence does not leak).
 from __future__ import annotations
 
 import json
-import tempfile
-from typing import IO, Any
+from typing import Any
 
-from flask import Blueprint, Request, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from depository.api.auth import principal
 from depository.deposits import Deposit, DepositRequest, merge_refs, request_fingerprint
-from depository.errors import BadRequest, Overloaded, PayloadTooLarge, ValidationFailed
+from depository.errors import BadRequest, ValidationFailed
 from depository.kinds import validate_metadata
 from depository.proofs import build_proof
+from depository.uploads import HashingSpool, deposit_spooled_file
 from depository.wiring import Services
-from evidence.hashes import DualHasher
 from evidence.leaf import KINDS
 
 bp = Blueprint("deposits", __name__)
@@ -28,40 +27,6 @@ MAX_WAIT_S = 30.0
 def services() -> Services:
     services_: Services = current_app.extensions["depository"]
     return services_
-
-
-class HashingSpool:
-    """A temporary file that hashes (SHA-256 and SM3) what is written to it: one pass over an upload."""
-
-    def __init__(self, limit: int) -> None:
-        self.file = tempfile.SpooledTemporaryFile(max_size=1 << 20)  # closed with the request
-        self.hasher = DualHasher()
-        self.limit = limit
-
-    def write(self, chunk: bytes) -> int:
-        if self.hasher.size + len(chunk) > self.limit:
-            raise PayloadTooLarge(f"the file is larger than the limit of {self.limit} bytes")
-        self.hasher.update(chunk)
-        return self.file.write(chunk)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.file, name)
-
-
-class DepositoryRequest(Request):
-    """Streams multipart file parts into HashingSpool, so a file is hashed as it arrives."""
-
-    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
-                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
-        spool = HashingSpool(current_app.config["DEPOSITORY_MAX_UPLOAD_BYTES"])
-        self.__dict__.setdefault("_spools", []).append(spool)
-        return spool  # type: ignore[return-value]
-
-    def close(self) -> None:
-        """Close every spool, including those of a parse that failed half-way (no leaked temp files)."""
-        for spool in self.__dict__.pop("_spools", []):
-            spool.file.close()
-        super().close()
 
 
 def _wait_arg() -> float:
@@ -161,28 +126,12 @@ def _create_from_file(tenant_id: str) -> Response:
     validate_metadata(kind, metadata)
     spool: HashingSpool = upload.stream
     h = spool.hasher
-    filename = (upload.filename or "upload.bin").replace("/", "_").replace("\\", "_")[:255]
-    req = DepositRequest(kind, h.sha256, h.sm3, h.size, metadata, filename,
-                         upload.mimetype or "application/octet-stream")
-    tenant = s.tenants.get(tenant_id)
-    deposit_id = None
-    stored = False
-    if tenant.store_content and tenant.wrapped_content_key:
-        from depository.deposits import new_deposit_id
-
-        deposit_id = new_deposit_id()
-        spool.file.seek(0)
-        # Content first, then the deposit: an acknowledged deposit never lacks the content it promised.
-        s.content.put(tenant_id, deposit_id, tenant.content_cipher, tenant.wrapped_content_key,
-                      spool.file)  # type: ignore[arg-type]
-        stored = True
     idem = _idempotency(b"file\0" + h.sha256 + h.sm3 + json.dumps(metadata, sort_keys=True).encode())
 
     def answer(deps: list[Deposit]) -> tuple[int, str]:
         return 201, json.dumps(_plain(deps[0]))
 
-    result = s.deposits.create_many(tenant_id, [req], ids=[deposit_id] if deposit_id else None,
-                                    content_stored=stored, idempotency=idem, response_builder=answer)
+    result = deposit_spooled_file(s, tenant_id, upload, kind, metadata, idempotency=idem, response_builder=answer)
     return _finish(result, 201, lambda items: items[0])
 
 
@@ -271,4 +220,4 @@ def get_matter(ref: str) -> Response:
     return jsonify({"matter": ref, "deposits": items})
 
 
-__all__ = ["DepositoryRequest", "Overloaded", "bp"]
+__all__ = ["bp"]

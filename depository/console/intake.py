@@ -15,10 +15,10 @@ from typing import Any
 
 from werkzeug.datastructures import FileStorage, MultiDict
 
-from depository.api.deposits_routes import HashingSpool
-from depository.deposits import Deposit, DepositRequest, merge_refs, new_deposit_id
+from depository.deposits import Deposit, merge_refs
 from depository.errors import BadRequest, ValidationFailed
 from depository.kinds import validate_metadata
+from depository.uploads import HashingSpool, deposit_spooled_file
 from depository.wiring import Services
 from evidence.leaf import KINDS
 
@@ -67,28 +67,14 @@ def deposit_upload(s: Services, tenant_id: str, user_id: str, upload: FileStorag
     s.check_backpressure(UploaderKey("user:" + user_id))
     kind, metadata = metadata_from_form(form)
     spool: HashingSpool = upload.stream
-    h = spool.hasher
-    filename = (upload.filename or "upload.bin").replace("/", "_").replace("\\", "_")[:255]
-    req = DepositRequest(kind, h.sha256, h.sm3, h.size, metadata, filename,
-                         upload.mimetype or "application/octet-stream")
-    tenant = s.tenants.get(tenant_id)
-    deposit_id, stored = None, False
-    if tenant.store_content and tenant.wrapped_content_key:
-        deposit_id = new_deposit_id()
-        spool.file.seek(0)
-        # Content first, then the deposit: an acknowledged deposit never lacks the content it promised.
-        s.content.put(tenant_id, deposit_id, tenant.content_cipher, tenant.wrapped_content_key,
-                      spool.file)  # type: ignore[arg-type]
-        stored = True
-    result = s.deposits.create_many(tenant_id, [req], ids=[deposit_id] if deposit_id else None,
-                                    content_stored=stored)
+    result = deposit_spooled_file(s, tenant_id, upload, kind, metadata)
     assert isinstance(result, list)  # no idempotency key: never a replay
     if kind == "copyright" and s.monitoring is not None:
-        _register_work(s, tenant_id, result[0].id, spool, req)
+        _register_work(s, tenant_id, result[0].id, spool, result[0])
     return result[0]
 
 
-def _register_work(s: Services, tenant_id: str, deposit_id: str, spool: HashingSpool, req: DepositRequest) -> None:
+def _register_work(s: Services, tenant_id: str, deposit_id: str, spool: HashingSpool, req: Deposit) -> None:
     """Fingerprint a copyright work for monitoring, as the API's upload hook does. The deposit stands
     whatever happens here: a work without fingerprints is only not monitored."""
     try:
