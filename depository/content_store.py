@@ -8,6 +8,7 @@ file cannot be swapped between deposits unnoticed.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator
@@ -17,11 +18,12 @@ from typing import BinaryIO
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_wrap
 
-from depository.errors import BadRequest, IntegrityError, NotFound
+from depository.errors import BadRequest, InsufficientStorage, IntegrityError, NotFound
 
 MAGIC = b"DEPC1"
 CIPHERS = {"aes-256-gcm": (1, 32), "sm4-gcm": (2, 16)}
 CHUNK = 1 << 20
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # disk full, quota exceeded, RLIMIT_FSIZE
 
 
 def _algorithm(cipher: str, key: bytes) -> algorithms.AES | algorithms.SM4:
@@ -63,15 +65,22 @@ class ContentStore:
         path = self._path(tenant_id, deposit_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as out:
-            out.write(MAGIC + bytes([CIPHERS[cipher][0]]) + nonce)
-            while chunk := src.read(CHUNK):
-                out.write(enc.update(chunk))
-            out.write(enc.finalize())
-            out.write(enc.tag)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as out:
+                out.write(MAGIC + bytes([CIPHERS[cipher][0]]) + nonce)
+                while chunk := src.read(CHUNK):
+                    out.write(enc.update(chunk))
+                out.write(enc.finalize())
+                out.write(enc.tag)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            # Nothing half-written may stay behind: the deposit is refused, so its file must not exist.
+            tmp.unlink(missing_ok=True)
+            if e.errno in _FULL:
+                raise InsufficientStorage(f"the content store cannot take this file: {e.strerror}") from e
+            raise
         return path
 
     def exists(self, tenant_id: str, deposit_id: str) -> bool:

@@ -11,6 +11,7 @@
     ├── PayloadTooLarge             upload over the configured limit                 -> 413
     ├── RateLimited                 per-key rate limit                               -> 429 + Retry-After
     ├── Overloaded                  integration is behind; shed load                 -> 503 + Retry-After
+    ├── InsufficientStorage         the content store's disk is full                 -> 507
     └── IntegrityError              stored state does not verify (audit)             -> 500, never served as sound
 
 The `type` URI of each problem is stable: `https://depository.example/problems/<type_slug>`.
@@ -97,6 +98,14 @@ class Overloaded(DepositoryError):
     status = 503
     type_slug = "overloaded"
     title = "Integration is behind; retry later"
+
+
+class InsufficientStorage(DepositoryError):
+    """The content store could not write (disk full, quota, file size limit): nothing was kept."""
+
+    status = 507
+    type_slug = "insufficient-storage"
+    title = "The content store is full"
 
 
 class IntegrityError(DepositoryError):

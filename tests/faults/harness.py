@@ -247,12 +247,15 @@ class OwnPostgres:
     Restarting it is the fault; the machine's shared cluster is never touched.
     """
 
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
+    def __init__(self, port: int) -> None:
+        # Not under pytest's tmp_path: its parents are root-only (0700) and the server runs as postgres.
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="depository-pg-"))
         self.port = port
-        self.data = root / "pgdata"
-        self.sock = root / "sock"
-        self.logfile = root / "pg.log"
+        self.data = self.root / "pgdata"
+        self.sock = self.root / "sock"
+        self.logfile = self.root / "pg.log"
 
     def _as_postgres(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         cmd = ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else list(args)
@@ -281,7 +284,9 @@ class OwnPostgres:
         assert out.returncode == 0, out.stdout + out.stderr
 
     def stop(self) -> None:
+        """Stop the cluster and delete it (it was never anyone else's)."""
         self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
 
     @property
     def url(self) -> str:

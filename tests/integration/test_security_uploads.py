@@ -1,0 +1,96 @@
+"""Upload and path checks (SQLite and PostgreSQL): hostile filenames never become paths and never 500;
+path parameters cannot climb out of the tile store or the console's static folder."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import auth
+
+HOSTILE_NAMES = [
+    "../../../../etc/passwd",
+    "..\\..\\windows\\system.ini",
+    "/absolute/path.pdf",
+    "nul\x00byte.pdf",
+    "x" * 10_000 + ".pdf",
+    "lease\r\nX-Injected: 1.pdf",
+    "ünïcødé-契約.pdf",
+    ".",
+    "",
+]
+
+
+@pytest.fixture
+def storing_tenant(services: Any) -> tuple[str, str]:
+    wrapped = services.content.new_tenant_key("aes-256-gcm")
+    return services.tenants.create("Keeps Files", store_content=True,  # type: ignore[no-any-return]
+                                   wrapped_content_key=wrapped)
+
+
+def _all_files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES, ids=range(len(HOSTILE_NAMES)))
+def test_hostile_upload_filename(client: Any, services: Any, storing_tenant: tuple[str, str], name: str,
+                                 tmp_path: Path) -> None:
+    tenant_id, key = storing_tenant
+    outside_before = _all_files(tmp_path) - _all_files(services.config.content_dir)
+    r = client.post("/v1/deposits", headers=auth(key), content_type="multipart/form-data",
+                    data={"kind": "other", "metadata": "{}", "file": (io.BytesIO(b"content"), name)})
+    assert r.status_code in (201, 400, 422), (r.status_code, r.get_data(as_text=True)[:300])
+    assert r.mimetype in ("application/json", "application/problem+json")
+    outside_after = _all_files(tmp_path) - _all_files(services.config.content_dir)
+    assert outside_after - outside_before <= {p for p in outside_after if p.suffix in (".db", ".db-wal", ".db-shm")}
+    if r.status_code == 201:
+        dep = r.json
+        stored = services.config.content_dir / tenant_id / f"{dep['id']}.bin"
+        assert stored.is_file(), "content is stored under the deposit id, never under the filename"
+        got = client.get(f"/v1/deposits/{dep['id']}", headers=auth(key)).json
+        fname = got.get("filename") or ""
+        assert "/" not in fname and "\\" not in fname and "\x00" not in fname and len(fname) <= 255
+        assert "\r" not in r.headers.get("Content-Disposition", "")
+
+
+@pytest.mark.parametrize("name", ["../../x.pdf", "nul\x00.pdf", "y" * 5000])
+def test_hostile_filename_in_hash_only_deposit(request: pytest.FixtureRequest, client: Any, tenant: tuple[str, str],
+                                               name: str, db_url: str) -> None:
+    if "\x00" in name and db_url.startswith("postgresql"):
+        # Known bug, reported to the owner of depository/deposits.py: DepositRequest.from_json passes a NUL
+        # in `filename` to PostgreSQL (text cannot hold NUL) -> 500. strict: this fails once it is fixed,
+        # so the marker cannot outlive the bug.
+        request.applymarker(pytest.mark.xfail(strict=True, reason="NUL in a JSON filename -> 500 on PostgreSQL"))
+    _, key = tenant
+    body = {"kind": "other", "sha256": "ab" * 32, "sm3": "cd" * 32, "filename": name, "metadata": {}}
+    r = client.post("/v1/deposits", headers=auth(key), data=json.dumps(body), content_type="application/json")
+    assert r.status_code in (201, 400, 422), (r.status_code, r.get_data(as_text=True)[:300])
+
+
+@pytest.mark.parametrize("path", [
+    "/tile/../../../../etc/passwd", "/tile/0/..%2f..%2fetc%2fpasswd", "/tile/0/x001/../../../config.toml",
+    "/console/static/../../app.py", "/console/static/..%2f..%2fconfig.py", "/static/../depository.db",
+    "/v1/deposits/..%2f..%2fetc%2fpasswd", "/v1/matters/..%2f..%2f..", "/tile/" + "9/" * 2000 + "0",
+])
+def test_path_parameters_cannot_escape(client: Any, tenant: tuple[str, str], path: str) -> None:
+    r = client.get(path, headers=auth(tenant[1]))
+    assert r.status_code in (400, 404, 308, 301), (path, r.status_code)
+    body = r.get_data()
+    r.close()
+    assert b"root:" not in body and b"import " not in body and b"SQLite format" not in body
+
+
+def test_oversized_upload_is_413_problem(tmp_path: Path, services: Any, tenant: tuple[str, str]) -> None:
+    from depository.app import create_app
+    from depository.config import load_config
+
+    config = load_config(env={}, home=services.config.home, database_url=services.config.effective_database_url,
+                         max_upload_bytes=1024, log_origin=services.config.log_origin)
+    client = create_app(config, services).test_client()
+    r = client.post("/v1/deposits", headers=auth(tenant[1]), content_type="multipart/form-data",
+                    data={"kind": "other", "file": (io.BytesIO(b"x" * 4096), "big.bin")})
+    assert r.status_code == 413 and r.mimetype == "application/problem+json"
