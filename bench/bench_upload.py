@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.procs import Proc, cli_env, free_port, run_cli  # noqa: E402
+from tests.procs import Proc, cli_env, free_port, run_cli
 
 CHUNK = 1 << 20
 

@@ -15,10 +15,12 @@ from depository.monitoring.fetcher import FetchResult
 
 def result(url: str, body: bytes, ctype: str, cert: bytes | None = None) -> FetchResult:
     return FetchResult(url=url, method="GET", status=200, reason="OK", http_version="HTTP/1.1",
-                       request_headers=[("Host", "copy.example"), ("User-Agent", "ua"), ("Accept-Encoding", "identity")],
+                       request_headers=[("Host", "copy.example"), ("User-Agent", "ua"),
+                                        ("Accept-Encoding", "identity")],
                        response_headers=[("Content-Type", ctype), ("Transfer-Encoding", "chunked")], body=body,
                        content=body, fetched_at=datetime(2026, 11, 26, 12, 0, 1, tzinfo=UTC),
-                       resolved_ip="203.0.113.7", port=443, peer_cert_der=cert, redirects=[("http://copy.example/p", 301)])
+                       resolved_ip="203.0.113.7", port=443, peer_cert_der=cert,
+                       redirects=[("http://copy.example/p", 301)])
 
 
 def test_round_trip() -> None:
