@@ -12,6 +12,7 @@ import io
 import json
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -151,15 +152,16 @@ def run_demo(out: Path, *, once: bool, echo: Callable[[str], None] = print,
         from depository.app import create_app
         from depository.wiring import build_services, init_home
 
+        port = _free_port()  # known before the config, so the packet's QR code points at this server
         config = load_config(env={}, home=home, log_origin=ORIGIN, tsa_urls=[tsa.url],
                              witness_policy_file=policy_file, batch_interval_ms=200,
-                             public_base_url="http://127.0.0.1:0")
+                             public_base_url=f"http://127.0.0.1:{port}")
         init_home(config)
         services = build_services(config)
         stack.callback(services.close)
         services.start_background()
         app = create_app(config, services)
-        server = run_dev_server(app, "127.0.0.1", 0)
+        server = run_dev_server(app, "127.0.0.1", port)
         stack.callback(server.shutdown)
         api_url = f"http://127.0.0.1:{server.server_port}"
         echo(f"API        {api_url}")
@@ -208,6 +210,12 @@ def run_demo(out: Path, *, once: bool, echo: Callable[[str], None] = print,
             echo(f"\nserving on {api_url}/ — press Ctrl-C to stop")
             wait_forever()
         return result
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_forever() -> None:
