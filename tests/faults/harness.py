@@ -279,7 +279,9 @@ class OwnPostgres:
         assert out.returncode == 0, out.stdout + out.stderr + self.logfile.read_text()[-2000:]
 
     def restart(self) -> None:
-        out = self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "restart",
+        # -l: the server's output goes to the log file, not to our pipe (which would then never close).
+        out = self._as_postgres(str(_pg_bin() / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile), "-m",
+                                "fast", "-w", "restart",
                                 "-o", f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1")
         assert out.returncode == 0, out.stdout + out.stderr
 

@@ -84,7 +84,9 @@ def test_witness_and_tsa_outage_under_load(tmp_path: Path) -> None:
         wait_until(lambda: min(notarised()) > 0, 30, "quorum and tokens before the outage")
 
         for name in ("tsa", "w2", "w3"):
-            parties.pop(name).kill(signal.SIGKILL)
+            victim = parties.pop(name)
+            victim.kill(signal.SIGKILL)
+            victim.stop()  # closes its log file
         errors = len(load.errors)
         acked = load.count()
         time.sleep(1.0)  # work in flight when they died finishes
