@@ -7,6 +7,7 @@ Restart=always (deploy/depository-worker@.service), the test starts it again."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -41,6 +42,7 @@ def test_redis_stopped_and_restarted_under_load(tmp_path: Path, pg_url: str) -> 
     workers = [Proc(["worker"], env, tmp_path / "worker-0.log")]
     load: Load | None = None
     engine = create_engine(pg_url)
+    stop_supervising = threading.Event()
 
     def untimestamped() -> int:
         with engine.connect() as conn:
@@ -67,17 +69,32 @@ def test_redis_stopped_and_restarted_under_load(tmp_path: Path, pg_url: str) -> 
         down_acked = load.count() - acked_before
 
         redis.start()  # same port, empty: every queued job is gone
-        if workers[-1].p.poll() is not None:  # what systemd's Restart=always does
-            workers.append(Proc(["worker"], env, tmp_path / f"worker-{len(workers)}.log"))
+
+        def supervise() -> None:
+            """What systemd's Restart=always does for depository-worker@.service."""
+            while not stop_supervising.wait(0.5):
+                if workers[-1].p.poll() is not None:
+                    workers.append(Proc(["worker"], env, tmp_path / f"worker-{len(workers)}.log"))
+
+        supervisor = threading.Thread(target=supervise, daemon=True)
+        supervisor.start()
         load.wait_for(load.count() + 300, timeout_s=30)
         load.stop()
         t = time.monotonic()
-        wait_until(lambda: untimestamped() == 0, 45, "every checkpoint to be stamped after Redis returned")
+        try:
+            wait_until(lambda: untimestamped() == 0, 45, "every checkpoint to be stamped after Redis returned")
+        except AssertionError:
+            tails = "\n".join(w.log_path.read_text()[-1500:] for w in workers)
+            raise AssertionError(f"{untimestamped()} checkpoints unstamped; workers' logs:\n{tails}") from None
+        finally:
+            stop_supervising.set()
+            supervisor.join(5)
         wait_until(lambda: _health(url)[0] == 200, 20, "/healthz to be ok again")
         print(f"Redis down: {down_acked} deposits acknowledged meanwhile, 0 errors; worker restarts "
               f"{len(workers) - 1}; all checkpoints stamped {time.monotonic() - t:.1f} s after the load stopped")
         verify_after_fault(env, load.acked, "Redis restart")
     finally:
+        stop_supervising.set()
         if load is not None:
             load.stop()
         engine.dispose()
