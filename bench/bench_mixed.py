@@ -227,7 +227,7 @@ def run(backend: str, seconds: float, workers: int, threads: int, batch: int, tm
         tree = next(int(line.split()[1]) for line in raw.decode().splitlines()
                     if line.startswith("depository_tree_size "))
         out: dict[str, object] = {"backend": backend, "seconds": round(elapsed, 1), "workers": workers,
-                                  "threads": threads, "batch": batch, "tree_size_after": tree,
+                                  "threads": threads, "batch_size": batch, "tree_size_after": tree,
                                   "peak_rss_total_mib": round(peak_total / 2**20, 1),
                                   "peak_rss_largest_mib": round(peak_one / 2**20, 1)}
         deposits = 0
@@ -247,7 +247,7 @@ def run(backend: str, seconds: float, workers: int, threads: int, batch: int, tm
 
 def to_markdown(res: dict[str, object]) -> str:
     rows = [f"### {res['backend']}: {res['seconds']} s, {res['workers']} API processes × {res['threads']} threads, "
-            f"batch {res['batch']}",
+            f"batch {res['batch_size']}",
             "",
             "| operation | requests | per s | p50 ms | p99 ms | errors |",
             "|---|---:|---:|---:|---:|---|"]
