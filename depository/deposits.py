@@ -267,6 +267,7 @@ class Deposits:
         if until is not None:
             q = q.where(DepositRow.received <= until)
         if query:
+            query = query.replace("\x00", "")[:200]  # PostgreSQL refuses NUL in text
             like = f"%{query}%"
             q = q.where(DepositRow.id.like(like) | DepositRow.sha256.like(like.lower())
                         | DepositRow.sm3.like(like.lower()) | DepositRow.filename.like(like)

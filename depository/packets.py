@@ -52,6 +52,7 @@ from depository.deposits import Deposit
 from depository.errors import Conflict, DepositoryError
 from depository.proofs import build_bundle
 from depository.wiring import Services
+from evidence.loops import outside_event_loop
 from evidence.packet import Comparison, DepositFacts, PacketEntry, PacketInput, render_packet
 from notary_bridge import pki
 from notary_bridge.errors import TimestampError
@@ -180,7 +181,14 @@ logging.getLogger("pyhanko.sign.signers.pdf_signer").addFilter(_NoFetchNotice())
 
 def seal_packet(pdf: bytes, material: PacketMaterial, *, timestamper: TimeStamper | None = None,
                 tsa_ca_pems: Sequence[bytes] = (), signer_name: str = "Evidence Depository") -> bytes:
-    """Sign an unsigned packet: PAdES with LT data in the signed revision; B-LTA when a TSA is given.
+    """Sign an unsigned packet: PAdES with LT data in the signed revision; B-LTA when a TSA is given."""
+    return outside_event_loop(_seal_packet, pdf, material, timestamper=timestamper, tsa_ca_pems=tsa_ca_pems,
+                              signer_name=signer_name)
+
+
+def _seal_packet(pdf: bytes, material: PacketMaterial, *, timestamper: TimeStamper | None = None,
+                 tsa_ca_pems: Sequence[bytes] = (), signer_name: str = "Evidence Depository") -> bytes:
+    """The signing itself (pyHanko drives asyncio: see evidence.loops).
 
     `tsa_ca_pems` are the TSA's trust anchors (needed to build its validation data); both the packet
     root and these roots are used only to assemble validation data, never fetched from the network.

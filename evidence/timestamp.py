@@ -20,11 +20,9 @@ Nothing here touches the network or the disk. Failures raise `FormatError` (not 
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import datetime as dt
 import hashlib
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -37,6 +35,7 @@ from pyhanko_certvalidator.errors import PathError, ValidationError
 from pyhanko_certvalidator.sig_validate import DefaultSignatureValidator, SignatureValidationContext
 
 from evidence.errors import FormatError, SignatureError, VerificationError
+from evidence.loops import run_coroutine
 
 __all__ = ["HASH_ALGORITHMS", "TokenInfo", "normalize_hash_name", "parse_token", "verify_token"]
 
@@ -307,7 +306,7 @@ def _check_chain(
     others = [c for c in token_certs if c is not cert] + _load_certs(intermediate_pems)
     validator = CertificateValidator(cert, intermediate_certs=others, validation_context=context)
     try:
-        _run(validator.async_validate_usage(set(), extended_key_usage={"time_stamping"}))
+        run_coroutine(validator.async_validate_usage(set(), extended_key_usage={"time_stamping"}))
     except (PathError, ValidationError) as e:
         raise VerificationError(
             f"TSA certificate chain: {cert.subject.human_friendly} does not chain to a given CA "
@@ -315,15 +314,3 @@ def _check_chain(
         ) from e
 
 
-def _run(coro: Awaitable[T]) -> T:
-    """Run pyhanko-certvalidator's async API from sync code, even if an event loop is already running."""
-
-    async def wrapper() -> T:
-        return await coro
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(wrapper())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, wrapper()).result()

@@ -34,6 +34,7 @@ from evidence.checkpoint import SignedCheckpoint, verify_checkpoint
 from evidence.cosignature import parse_cosignature
 from evidence.errors import EvidenceError, FormatError
 from evidence.leaf import LeafData, meta_hash
+from evidence.loops import outside_event_loop
 from evidence.merkle import SHA256, verify_inclusion
 from evidence.note import Ed25519Verifier, SM2Verifier
 from evidence.packet import (
@@ -333,6 +334,10 @@ def verify_bundle(data: bytes | dict[str, Any], *, file: bytes | None = None,
 
 def verify_packet(pdf: bytes, *, file: bytes | None = None, trust: Trust | None = None) -> list[Check]:
     """Every check of an evidence packet; FormatError (one line) if it is not a readable packet PDF."""
+    return outside_event_loop(_verify_packet, pdf, file=file, trust=trust)
+
+
+def _verify_packet(pdf: bytes, *, file: bytes | None = None, trust: Trust | None = None) -> list[Check]:
     from evidence.pdfsig import read_signed_packet
 
     trust = trust or Trust()

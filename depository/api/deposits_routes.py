@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from depository.api.auth import principal
 from depository.deposits import Deposit, DepositRequest, merge_refs, request_fingerprint
 from depository.errors import BadRequest, ValidationFailed
-from depository.kinds import validate_metadata
+from depository.kinds import REF_RE, validate_metadata
 from depository.proofs import build_proof
 from depository.uploads import HashingSpool, deposit_spooled_file
 from depository.wiring import Services
@@ -190,7 +190,12 @@ def find_deposits() -> Response:
         raise BadRequest("limit and offset must be integers") from e
     if not 1 <= limit <= 1000 or not 0 <= offset <= 10**9:
         raise BadRequest("limit must be 1..1000 and offset 0..10^9")
-    deps = services().deposits.find(p.tenant_id, sha256=sha256, matter=matter, kind=request.args.get("kind"),
+    if matter is not None and not REF_RE.match(matter):
+        raise BadRequest("matter must be 1-128 characters of letters, digits and _.:/#-")
+    kind = request.args.get("kind")
+    if kind is not None and kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}")
+    deps = services().deposits.find(p.tenant_id, sha256=sha256, matter=matter, kind=kind,
                                     limit=limit, offset=offset)
     return jsonify({"deposits": _with_status(deps)})
 
@@ -207,7 +212,7 @@ def get_proof(deposit_id: str) -> Response:
 def get_matter(ref: str) -> Response:
     p = principal("read")
     s = services()
-    deps = s.deposits.find(p.tenant_id, matter=ref, limit=1000)
+    deps = s.deposits.find(p.tenant_id, matter=ref, limit=1000) if REF_RE.match(ref) else []
     if not deps:
         from depository.errors import NotFound
 

@@ -298,6 +298,8 @@ class Fetcher:
                 candidates = self._resolve(host, port)
             except OSError as e:
                 raise FetchError("dns", f"cannot resolve {host}: {e}") from e
+            except UnicodeError as e:  # a host name IDNA cannot encode is not a host name
+                raise FetchError("bad-url", f"invalid host name {host[:100]!r}") from e
         if not candidates:
             raise FetchError("dns", f"{host} has no addresses")
         reasons = []
