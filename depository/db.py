@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -60,9 +60,9 @@ def lock_for_sequencing(conn: Connection) -> None:
     """Serialise index assignment: a row lock on PostgreSQL; on SQLite a no-op write that takes the
     database's write lock now, before the reads that decide the indices."""
     if is_postgres(conn):
-        conn.execute(text("SELECT next_index FROM log_sequence WHERE id = 1 FOR UPDATE"))
+        conn.exec_driver_sql("SELECT next_index FROM log_sequence WHERE id = 1 FOR UPDATE")
     else:
-        conn.execute(text("UPDATE log_sequence SET next_index = next_index WHERE id = 1"))
+        conn.exec_driver_sql("UPDATE log_sequence SET next_index = next_index WHERE id = 1")
 
 
 def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -73,14 +73,19 @@ class DepositRequest:
         if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
             raise ValidationFailed(f"{pre}size must be a non-negative integer")
         filename = obj.get("filename")
-        if filename is not None and (not isinstance(filename, str) or not 0 < len(filename) <= 255):
-            raise ValidationFailed(f"{pre}filename must be a string of 1 to 255 characters")
+        if filename is not None and (not isinstance(filename, str) or not 0 < len(filename) <= 255
+                                     or not filename.isprintable()):
+            raise ValidationFailed(f"{pre}filename must be 1 to 255 printable characters")
+        content_type = obj.get("content_type")
+        if content_type is not None and (not isinstance(content_type, str) or not 0 < len(content_type) <= 255
+                                         or not content_type.isprintable()):
+            raise ValidationFailed(f"{pre}content_type must be 1 to 255 printable characters")
         metadata = merge_refs(obj.get("metadata", {}), obj.get("matter"), obj.get("follows"), pre)
         try:
             validate_metadata(kind, metadata)
         except ValidationFailed as e:
             raise ValidationFailed(pre + e.detail, extra=e.extra) from e
-        return cls(kind, sha256, sm3, size, metadata, filename, obj.get("content_type"),
+        return cls(kind, sha256, sm3, size, metadata, filename, content_type,
                    metadata_text(metadata, pre))
 
 

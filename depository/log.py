@@ -128,9 +128,10 @@ class Log:
         A duplicate identity (already sequenced, or twice in `entries`) returns the existing index.
         Raises Overloaded when integration is too far behind, before writing anything.
         """
+        # Driver-level SQL on this per-request path: compiling Core statements cost more than running them.
         lock_for_sequencing(conn)
-        next_index = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
-        size = conn.execute(select(LogTree.size).where(LogTree.id == 1)).scalar_one()
+        next_index, size = conn.exec_driver_sql(
+            "SELECT s.next_index, t.size FROM log_sequence s, log_tree t WHERE s.id = 1 AND t.id = 1").one()
         if next_index - size + len(entries) > self.max_pending_entries:
             raise Overloaded(f"{next_index - size} entries await integration", retry_after=2)
         now = time.time()
@@ -165,7 +166,10 @@ class Log:
 
     @staticmethod
     def _advance(conn: Connection, next_index: int) -> None:
-        conn.execute(update(LogSequence).where(LogSequence.id == 1).values(next_index=next_index))
+        sql = ("UPDATE log_sequence SET next_index = %s WHERE id = 1"
+               if conn.dialect.paramstyle in ("format", "pyformat") else
+               "UPDATE log_sequence SET next_index = ? WHERE id = 1")
+        conn.exec_driver_sql(sql, (next_index,))
 
     @staticmethod
     def _existing(conn: Connection, identities: list[str]) -> dict[str, int]:

@@ -64,8 +64,9 @@ def deposit_spooled_file(s: Services, tenant_id: str, upload: FileStorage | None
         raise BadRequest("a multipart deposit needs a 'file' part")
     spool: HashingSpool = upload.stream
     h = spool.hasher
+    mimetype = upload.mimetype if upload.mimetype and upload.mimetype.isprintable() else ""
     req = DepositRequest(kind, h.sha256, h.sm3, h.size, metadata, safe_filename(upload.filename),
-                         upload.mimetype or "application/octet-stream")
+                         mimetype[:255] or "application/octet-stream")
     tenant = s.tenants.get(tenant_id)
     deposit_id, stored = None, False
     if tenant.store_content and tenant.wrapped_content_key:

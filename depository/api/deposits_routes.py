@@ -79,7 +79,10 @@ def _finish(result: Any, status: int, wrap: Any) -> Response:
     wait = _wait_arg()
     if wait and deps:
         services().log.wait_for_size(max(d.leaf_index for d in deps) + 1, wait)
-    resp = jsonify(wrap(_with_status(deps)))
+        items = _with_status(deps)
+    else:
+        items = [_plain(d) for d in deps]  # just committed: pending (no queries on the hot path)
+    resp = jsonify(wrap(items))
     resp.status_code = status
     return resp
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from depository.errors import PROBLEM_BASE, DepositoryError
@@ -43,6 +44,13 @@ def init_app(app: Flask) -> None:
     def _http(e: HTTPException) -> Response:
         status = e.code or 500
         return problem(status, _HTTP_SLUGS.get(status, "http-error"), e.name, e.description or "")
+
+    @app.errorhandler(OperationalError)
+    def _database_unavailable(e: OperationalError) -> Response:
+        # The database restarted or is unreachable: nothing was acknowledged; the client may retry.
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, type(e.orig).__name__)
+        return problem(503, "database-unavailable", "The database is unavailable; retry shortly",
+                       retry_after=2)
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:

@@ -57,13 +57,7 @@ def test_hostile_upload_filenames(client: Any, services: Any, storing_tenant: tu
 
 
 @pytest.mark.parametrize("name", ["../../x.pdf", "nul\x00.pdf", "y" * 5000])
-def test_hostile_filename_in_hash_only_deposit(request: pytest.FixtureRequest, client: Any, tenant: tuple[str, str],
-                                               name: str, db_url: str) -> None:
-    if "\x00" in name and db_url.startswith("postgresql"):
-        # Known bug, reported to the owner of depository/deposits.py: DepositRequest.from_json passes a NUL
-        # in `filename` to PostgreSQL (text cannot hold NUL) -> 500. strict: this fails once it is fixed,
-        # so the marker cannot outlive the bug.
-        request.applymarker(pytest.mark.xfail(strict=True, reason="NUL in a JSON filename -> 500 on PostgreSQL"))
+def test_hostile_filename_in_hash_only_deposit(client: Any, tenant: tuple[str, str], name: str) -> None:
     _, key = tenant
     body = {"kind": "other", "sha256": "ab" * 32, "sm3": "cd" * 32, "filename": name, "metadata": {}}
     r = client.post("/v1/deposits", headers=auth(key), data=json.dumps(body), content_type="application/json")
