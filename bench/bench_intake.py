@@ -53,8 +53,7 @@ def batch_body(n: int) -> bytes:
     return json.dumps({"deposits": items}).encode()
 
 
-def multipart_1k() -> tuple[bytes, str]:
-    boundary = "b" + secrets.token_hex(8)
+def multipart_1k(boundary: str = "benchb0undary") -> tuple[bytes, str]:
     content = secrets.token_bytes(1024)
     body = (f'--{boundary}\r\nContent-Disposition: form-data; name="kind"\r\n\r\nother\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"\r\n'
@@ -142,7 +141,11 @@ def main() -> None:
         while time.monotonic() < stop + 15:
             c.request("GET", "/metrics")
             body = c.getresponse().read().decode()
-            size = int(next(line.split()[1] for line in body.splitlines() if line.startswith("depository_tree_size ")))
+            sizes = [line.split()[1] for line in body.splitlines() if line.startswith("depository_tree_size ")]
+            if not sizes:  # a failed /metrics answer (e.g. the database busy): try again
+                time.sleep(0.02)
+                continue
+            size = int(sizes[0])
             tree.append((time.monotonic(), size))
             with lock:
                 if acks and size > max(i for _, i in acks) and time.monotonic() > stop:
@@ -188,6 +191,8 @@ def main() -> None:
             t2 = time.monotonic()
             if resp.status != 201:
                 errors[0] += 1
+                if errors[0] == 1:
+                    print(f"first error: {resp.status} {raw[:300]!r}", file=sys.stderr)
                 continue
             obj = json.loads(raw)
             idx = max(d["leaf_index"] for d in obj["deposits"]) if "deposits" in obj else obj["leaf_index"]
