@@ -24,21 +24,8 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.procs import Proc, cli_env, free_port, run_cli
-
-PG = os.environ.get("DEPOSITORY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def fresh_pg(name: str) -> str:
-    admin = create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return PG.rsplit("/", 1)[0] + "/" + name
 
 
 def pct(xs: list[float], p: float) -> float:
