@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.bench_log import fresh_pg
 from tests.procs import Proc, cli_env, free_port, run_cli
 
 
