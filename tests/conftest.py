@@ -18,7 +18,10 @@ from sqlalchemy import create_engine, text
 PG_URL = os.environ.get("DEPOSITORY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DEPOSITORY_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("DEPOSITORY_SHARED_DIR", REPO.parent / "shared"))
+SHARED = Path(os.environ.get("DEPOSITORY_SHARED_DIR") or REPO.parent / "shared")
+if not (SHARED / "testdata").is_dir():  # the checkout's sibling, as CI lays it out
+    SHARED = REPO.parent / "shared"
+TESTDATA = SHARED / "testdata"
 
 
 def _admin_url() -> str:

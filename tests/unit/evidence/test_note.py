@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -31,8 +30,9 @@ from evidence.note import (
     verify_note,
 )
 from evidence.sm2 import SM2PrivateKey
+from tests.conftest import TESTDATA
 
-VECTORS = json.loads((Path(__file__).parents[4] / "shared/testdata/signed-note-vectors.json").read_text())
+VECTORS = json.loads((TESTDATA / "signed-note-vectors.json").read_text())
 VEC = VECTORS["vectors"][0]
 
 
