@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import rfc8785
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
@@ -29,7 +28,6 @@ from depository.models import DepositRow, IdempotencyRow
 from evidence.hashes import parse_hex64
 from evidence.leaf import KINDS, LeafData, meta_hash
 
-STATUSES = ("pending", "sequenced", "timestamped", "witnessed")
 DEPOSIT_COLUMNS = ("id", "tenant_id", "kind", "sha256", "sm3", "size", "filename", "content_type", "metadata_json",
                    "matter", "follows", "received", "leaf_index", "content_stored")
 
@@ -289,6 +287,3 @@ class Deposits:
             return int(conn.execute(select(func.count()).select_from(DepositRow)
                                     .where(DepositRow.tenant_id == tenant_id)).scalar_one())
 
-
-def canonical_json(obj: Any) -> bytes:
-    return rfc8785.dumps(obj)

@@ -300,13 +300,6 @@ class Log:
             raise NotFound(f"no checkpoint {checkpoint_id}")
         return PublishedCheckpoint.from_row(row)
 
-    def checkpoints_containing(self, index: int, limit: int = 50) -> list[PublishedCheckpoint]:
-        """Checkpoints with size > index, earliest first."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(CheckpointRow).where(CheckpointRow.size > index)
-                                .order_by(CheckpointRow.size).limit(limit)).all()
-        return [PublishedCheckpoint.from_row(r) for r in rows]
-
     def leaf_data(self, index: int) -> bytes:
         with self.engine.connect() as conn:
             data = conn.execute(select(LogEntry.data).where(LogEntry.idx == index)).scalar()

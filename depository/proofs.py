@@ -7,7 +7,6 @@ answered), the earliest signed checkpoint that contains the deposit.
 
 from __future__ import annotations
 
-import base64
 from typing import Any
 
 from sqlalchemy import select
@@ -61,6 +60,3 @@ def build_proof(s: Services, d: Deposit, *, allow_pending: bool = False) -> dict
         raise Conflict(f"deposit {d.id} is not in a checkpoint yet; retry shortly", retry_after=1)
     return bundle.to_json()
 
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
