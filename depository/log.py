@@ -35,7 +35,7 @@ from evidence.checkpoint import Checkpoint
 
 log = logging.getLogger(__name__)
 IN_CHUNK = 900  # stay under SQLite's bound-parameter limit
-FULL_TILE_CACHE = 2048  # full tiles (immutable) kept per process: ~32 MiB
+TILE_CACHE = 2048  # tiles kept per process for proofs: ~32 MiB
 
 
 class _LRU:
@@ -97,7 +97,7 @@ class Log:
         self.hasher = hasher
         self.max_pending_entries = max_pending_entries
         self._listeners: list[Callable[[PublishedCheckpoint], None]] = []
-        self._full_tiles = _LRU(FULL_TILE_CACHE)
+        self._tiles = _LRU(TILE_CACHE)
         self._reads = ReadConnections(engine)
         self._integrated = threading.Condition()
 
@@ -310,18 +310,21 @@ class Log:
     def _prove(self, plan: merkle.ProofPlan, size: int) -> list[bytes]:
         """Fetch only the tiles holding the plan's nodes, then rehash.
 
-        Full tiles never change, so they are cached in memory (the upper levels serve every proof); the
-        rest come from one query that also reads the integrated size.
+        Tiles only grow and their first W hashes never change, so a cached tile serves any tree size for
+        which it is at least as wide as the tree needs (the upper levels and the right edge serve every
+        proof); the rest come from one query that also reads the integrated size.
         """
         coords = tiles.tiles_for_plan(plan)
         loaded: dict[tuple[int, int], tiles.Tile] = {}
         missing = []
         for c in coords:
-            hit = self._full_tiles.get(c)
-            if hit is None:
-                missing.append(c)
-            else:
+            hit = self._tiles.get(c)
+            level, idx = c
+            needed = min(tiles.TILE_WIDTH, (size >> (tiles.TILE_HEIGHT * level)) - idx * tiles.TILE_WIDTH)
+            if hit is not None and hit.width >= needed:
                 loaded[c] = hit
+            else:
+                missing.append(c)
         # The hot read path talks to the driver directly (one round trip): building and compiling Core
         # statements cost more than the indexed lookups themselves.
         where = " OR ".join(["(level = %s AND idx = %s)"] * len(missing)) or "1 = 0"
@@ -336,8 +339,7 @@ class Log:
         for _, level, idx, hashes, inner in rows[:-1]:
             tile = tiles.Tile(level, idx, bytes(hashes), bytes(inner))
             loaded[(level, idx)] = tile
-            if tile.width == tiles.TILE_WIDTH:
-                self._full_tiles.put((level, idx), tile)
+            self._tiles.put((level, idx), tile)
         try:
             return tiles.fetch_plan(plan, loaded, self.hasher)
         except (KeyError, IndexError) as e:

@@ -116,3 +116,20 @@ def test_proof_beyond_tree_is_404_not_500(services: Any, client: Any, tenant: tu
         services.log.inclusion_proof(5, 5)
     assert client.get("/v1/log/keys").json["log_vkey"] == services.keys.vkey
     assert client.get("/v1/deposits/x", headers=auth(tenant[1])).status_code == 404
+
+
+def test_proofs_stay_right_while_the_tree_grows_under_the_tile_cache(services: Any) -> None:
+    """Proofs cache tiles; a tile cached while partial must be refetched when a bigger tree needs more of it,
+    and may still serve proofs for the smaller tree."""
+    data: list[bytes] = []
+    sizes = []
+    for step in (300, 1, 255, 70, 66_000 // 64):
+        data += _add(services, step, len(data))
+        integrate_all(services.log, 10_000)
+        sizes.append(len(data))
+        leaves = [merkle.SHA256.hash_leaf(d) for d in data]
+        for size in sizes:
+            for index in (0, size // 2, size - 1):
+                assert services.log.inclusion_proof(index, size) == ref_path(index, leaves[:size])
+            if size > 1:
+                assert services.log.consistency_proof(1, size) == ref_proof(1, leaves[:size])
