@@ -205,7 +205,7 @@ class Deposits:
         """Sequence deposits in one transaction. With `idempotency=(key, request hash)`, returns the stored
         `(status, response json)` of an earlier identical request instead, or raises Conflict."""
         if idempotency:
-            replay = self._idempotent_replay(tenant_id, *idempotency)
+            replay = self.idempotent_replay(tenant_id, *idempotency)
             if replay is not None:
                 return replay
         deposits, rows, entries = self._rows(tenant_id, reqs, ids, content_stored)
@@ -224,13 +224,13 @@ class Deposits:
                         response_json=body, created_at=datetime.now(UTC)))
         except SAIntegrityError as e:
             if idempotency:
-                replay = self._idempotent_replay(tenant_id, *idempotency)
+                replay = self.idempotent_replay(tenant_id, *idempotency)
                 if replay is not None:
                     return replay
             raise Conflict("a deposit with this id already exists") from e
         return deposits
 
-    def _idempotent_replay(self, tenant_id: str, key: str, req_hash: bytes) -> tuple[int, str] | None:
+    def idempotent_replay(self, tenant_id: str, key: str, req_hash: bytes) -> tuple[int, str] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(IdempotencyRow).where(IdempotencyRow.tenant_id == tenant_id,
                                                             IdempotencyRow.key == key)).first()

@@ -67,6 +67,10 @@ def deposit_spooled_file(s: Services, tenant_id: str, upload: FileStorage | None
     mimetype = upload.mimetype if upload.mimetype and upload.mimetype.isprintable() else ""
     req = DepositRequest(kind, h.sha256, h.sm3, h.size, metadata, safe_filename(upload.filename),
                          mimetype[:255] or "application/octet-stream")
+    if idempotency:  # a replay answers before any content is written (no orphan files)
+        replay = s.deposits.idempotent_replay(tenant_id, *idempotency)
+        if replay is not None:
+            return replay
     tenant = s.tenants.get(tenant_id)
     deposit_id, stored = None, False
     if tenant.store_content and tenant.wrapped_content_key:

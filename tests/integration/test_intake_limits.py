@@ -85,3 +85,16 @@ def test_opted_in_content_is_encrypted_at_rest(services: Any, client: Any, ciphe
     # the master key is not readable by others
     assert (services.config.home / "keys" / "master.key").stat().st_mode & 0o077 == 0
     assert json.dumps(d).find("CONFIDENTIAL") == -1
+
+
+def test_replayed_file_upload_writes_no_second_copy(services: Any, client: Any) -> None:
+    wrapped = services.content.new_tenant_key("aes-256-gcm")
+    tenant_id, key = services.tenants.create("Replayer", store_content=True, wrapped_content_key=wrapped)
+    headers = {**auth(key), "Idempotency-Key": "upload-1"}
+    first = client.post("/v1/deposits", headers=headers, content_type="multipart/form-data",
+                        data={"kind": "other", "file": (io.BytesIO(b"same bytes"), "a.txt")})
+    again = client.post("/v1/deposits", headers=headers, content_type="multipart/form-data",
+                        data={"kind": "other", "file": (io.BytesIO(b"same bytes"), "a.txt")})
+    assert first.status_code == again.status_code == 201 and first.json["id"] == again.json["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert len(list((services.config.home / "content" / tenant_id).glob("*.bin"))) == 1
