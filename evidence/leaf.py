@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import rfc8785
 
 from evidence.errors import FormatError
@@ -78,15 +79,71 @@ def new_salt() -> bytes:
     return secrets.token_bytes(SALT_BYTES)
 
 
+_SAFE_INT = 2**53  # RFC 8785 numbers are IEEE doubles: integers beyond this are refused, as by rfc8785
+
+
+def _plain_json(v: Any) -> bool:
+    """True when `v` holds only what sorted compact JSON already writes exactly as RFC 8785 does: strings,
+    safe integers, booleans, null, arrays and objects whose keys sort the same by UTF-16 code units as by
+    code points (no character at or above U+E000). Floats need ES6 number formatting: not plain."""
+    t = type(v)
+    if t is str or t is bool or v is None:
+        return True
+    if t is int:
+        return -_SAFE_INT < v < _SAFE_INT
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str or not (k.isascii() or max(k, default="") < "\ue000") or not _plain_json(x):
+                return False
+        return True
+    if t is list:
+        for x in v:
+            if not _plain_json(x):
+                return False
+        return True
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """RFC 8785 (JCS) canonical JSON of `value`.
+
+    Plain values (see _plain_json: what deposit metadata almost always is) are written by orjson with
+    sorted keys, which for them is byte-identical to JCS (a property test checks it against the rfc8785
+    package) and about twenty times faster; anything else goes through rfc8785 itself.
+    """
+    if _plain_json(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError):
+            pass  # e.g. a lone surrogate: let rfc8785 decide
+    return rfc8785.dumps(value)
+
+
 def meta_hash(metadata: dict[str, Any]) -> bytes:
     """SHA-256 of the RFC 8785 (JCS) canonical JSON of the metadata, so any JSON tool can recompute it."""
     if not isinstance(metadata, dict):
         raise FormatError("metadata must be a JSON object")
     try:
-        canonical = rfc8785.dumps(metadata)
+        canonical = canonical_json(metadata)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
         raise FormatError(f"metadata cannot be canonicalised (RFC 8785): {e}") from e
     return hashlib.sha256(canonical).digest()
+
+
+def encode_leaf(id: str, kind: str, sha256_hex: str, sm3_hex: str, size: int | None, received: str,
+                depositor: str, meta_hex: str, salt_hex: str) -> bytes:
+    """The leaf's one byte template. Unchecked: LeafData validates before calling it, and the batch intake
+    (which checks each field once per batch or per item itself) calls it directly on its hot path."""
+    return (
+        f"{VERSION}\nid {id}\nkind {kind}\nsha256 {sha256_hex}\nsm3 {sm3_hex}\n"
+        f"size {'-' if size is None else size}\nreceived {received}\n"
+        f"depositor {depositor}\nmeta {meta_hex}\nsalt {salt_hex}\n"
+    ).encode("ascii")
+
+
+def valid_id(text: str) -> bool:
+    """A deposit id or depositor: [A-Za-z0-9_-]{1,64}."""
+    return isinstance(text, str) and _ID.match(text) is not None
 
 
 @dataclass(frozen=True)
@@ -127,12 +184,9 @@ class LeafData:
             )
 
     def to_bytes(self) -> bytes:
-        """The exact leaf bytes hashed into the log (one template: this is on the intake hot path)."""
-        return (
-            f"{VERSION}\nid {self.id}\nkind {self.kind}\nsha256 {self.sha256.hex()}\nsm3 {self.sm3.hex()}\n"
-            f"size {'-' if self.size is None else self.size}\nreceived {format_received(self.received)}\n"
-            f"depositor {self.depositor}\nmeta {self.meta.hex()}\nsalt {self.salt.hex()}\n"
-        ).encode("ascii")
+        """The exact leaf bytes hashed into the log."""
+        return encode_leaf(self.id, self.kind, self.sha256.hex(), self.sm3.hex(), self.size,
+                           format_received(self.received), self.depositor, self.meta.hex(), self.salt.hex())
 
     def leaf_hash(self) -> bytes:
         """RFC 6962 leaf hash SHA-256(0x00 || leaf bytes)."""

@@ -192,3 +192,42 @@ def test_round_trip_property(
 def test_meta_hash_ignores_key_order(md: dict[str, object]) -> None:
     reordered = dict(reversed(list(md.items())))
     assert meta_hash(reordered) == meta_hash(md)
+
+
+# ---- canonical JSON: the fast path must be byte-identical to RFC 8785 -------------------------------------
+
+_keys = st.text(min_size=0, max_size=6)  # any code point, including astral ones and U+E000..U+FFFF
+_scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60)
+            | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
+_json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
+                            max_leaves=20)
+
+
+@given(st.dictionaries(_keys, _json_values, max_size=6))
+def test_canonical_json_matches_rfc8785(value: dict[str, object]) -> None:
+    import rfc8785
+
+    from evidence.leaf import canonical_json
+
+    try:
+        want = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, ValueError):
+        with pytest.raises((rfc8785.CanonicalizationError, ValueError)):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == want
+
+
+def test_canonical_json_edges() -> None:
+    import rfc8785
+
+    from evidence.leaf import canonical_json
+
+    # Sorting by UTF-16 code units differs from code points for astral vs U+E000..U+FFFF keys.
+    for value in ({"\U0001f600": 1, "\ue000": 2, "a": 3}, {"x": "\x00\x1f\x7f\u2028\"\\"}, {"n": -(2**53) + 1},
+                  {"f": 1e21, "g": -0.0, "h": 0.1}, {"nested": [{"b": 1, "a": [True, None]}]}, {"中文": "租赁合同"}):
+        assert canonical_json(value) == rfc8785.dumps(value)
+    with pytest.raises(rfc8785.CanonicalizationError):
+        canonical_json({"big": 2**53})
+    with pytest.raises(FormatError):
+        meta_hash({"s": "\ud800"})  # a lone surrogate has no UTF-8 form
