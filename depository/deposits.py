@@ -17,19 +17,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, insert, select
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-import orjson
-
 from depository.db import bulk_insert
 from depository.errors import BadRequest, Conflict, NotFound, ValidationFailed
+from depository.group_commit import GroupCommit
 from depository.kinds import ID_RE, validate_metadata
 from depository.log import Log
 from depository.models import DepositRow, IdempotencyRow
 from evidence.hashes import parse_hex64
 from evidence.leaf import KINDS, MAX_SIZE, SALT_BYTES, encode_leaf, format_received, meta_hash, valid_id
 
+GROUP_COMMIT_MAX_ITEMS = 100  # requests this small share transactions; bigger batches are one already
 DEPOSIT_COLUMNS = ("id", "tenant_id", "kind", "sha256", "sm3", "size", "filename", "content_type", "metadata_json",
                    "matter", "follows", "received", "leaf_index", "content_stored")
 
@@ -178,10 +179,23 @@ def request_fingerprint(body: bytes) -> bytes:
     return hashlib.sha256(body).digest()
 
 
+@dataclass
+class _Job:
+    """One intake request on its way through the group commit."""
+
+    tenant_id: str
+    reqs: Sequence[DepositRequest]
+    ids: Sequence[str] | None
+    content_stored: bool
+    idempotency: tuple[str, bytes] | None
+    response_builder: Any
+
+
 class Deposits:
     def __init__(self, engine: Engine, the_log: Log) -> None:
         self.engine = engine
         self.log = the_log
+        self._group: GroupCommit[_Job, list[Deposit]] = GroupCommit(self._commit)
 
     # ---- intake ------------------------------------------------------------------------------------
 
@@ -229,32 +243,52 @@ class Deposits:
                     content_stored: bool = False, idempotency: tuple[str, bytes] | None = None,
                     response_builder: Any = None) -> list[Deposit] | tuple[int, str]:
         """Sequence deposits in one transaction. With `idempotency=(key, request hash)`, returns the stored
-        `(status, response json)` of an earlier identical request instead, or raises Conflict."""
+        `(status, response json)` of an earlier identical request instead, or raises Conflict.
+
+        Small requests (single deposits, small batches) go through the group commit: concurrent ones
+        share a transaction, each still acknowledged only once it is committed."""
         if idempotency:
             replay = self.idempotent_replay(tenant_id, *idempotency)
             if replay is not None:
                 return replay
-        deposits, rows, entries = self._rows(tenant_id, reqs, ids, content_stored)
+        job = _Job(tenant_id, reqs, ids, content_stored, idempotency, response_builder)
         try:
-            with self.engine.begin() as conn:
-                indices = self.log.sequence(conn, entries)  # takes the write lock first
-                self._check_follows(conn, tenant_id, reqs)
-                for d, idx in zip(deposits, indices, strict=True):
-                    d.leaf_index = idx
-                bulk_insert(conn, "deposits", DEPOSIT_COLUMNS,
-                            [(*r, idx, content_stored) for r, idx in zip(rows, indices, strict=True)])
-                if idempotency:
-                    status, body = response_builder(deposits)
-                    conn.execute(insert(IdempotencyRow).values(
-                        tenant_id=tenant_id, key=idempotency[0], request_hash=idempotency[1], status=status,
-                        response_json=body, created_at=datetime.now(UTC)))
+            if len(reqs) <= GROUP_COMMIT_MAX_ITEMS:
+                return self._group.submit(job)
+            return self._commit([job])[0]
         except SAIntegrityError as e:
             if idempotency:
                 replay = self.idempotent_replay(tenant_id, *idempotency)
                 if replay is not None:
                     return replay
             raise Conflict("a deposit with this id already exists") from e
-        return deposits
+
+    def _commit(self, jobs: Sequence[_Job]) -> list[list[Deposit]]:
+        """Sequence and store every job's deposits in one transaction (all or nothing)."""
+        prepared = [self._rows(j.tenant_id, j.reqs, j.ids, j.content_stored) for j in jobs]
+        with self.engine.begin() as conn:
+            indices = self.log.sequence(conn, [e for _, _, entries in prepared for e in entries])  # lock first
+            for j in jobs:
+                self._check_follows(conn, j.tenant_id, j.reqs)
+            rows: list[tuple[Any, ...]] = []
+            pos = 0
+            for j, (deps, job_rows, _) in zip(jobs, prepared, strict=True):
+                for d, r in zip(deps, job_rows, strict=True):
+                    d.leaf_index = indices[pos]
+                    rows.append((*r, indices[pos], j.content_stored))
+                    pos += 1
+            bulk_insert(conn, "deposits", DEPOSIT_COLUMNS, rows)
+            now = datetime.now(UTC)
+            idem_rows = []
+            for j, (deps, _, _) in zip(jobs, prepared, strict=True):
+                if j.idempotency:
+                    status, body = j.response_builder(deps)
+                    idem_rows.append({"tenant_id": j.tenant_id, "key": j.idempotency[0],
+                                      "request_hash": j.idempotency[1], "status": status,
+                                      "response_json": body, "created_at": now})
+            if idem_rows:
+                conn.execute(insert(IdempotencyRow), idem_rows)
+        return [deps for deps, _, _ in prepared]
 
     def idempotent_replay(self, tenant_id: str, key: str, req_hash: bytes) -> tuple[int, str] | None:
         with self.engine.connect() as conn:

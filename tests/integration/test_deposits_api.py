@@ -179,3 +179,44 @@ def test_wait_returns_once_in_a_checkpoint(app: Any, services: Any, tenant: Any)
         assert resp.status_code == 201 and resp.json["status"] == "sequenced"
     finally:
         services.stop_background()
+
+
+def test_concurrent_single_deposits_share_commits_and_a_bad_one_fails_alone(app: Any, services: Any,
+                                                                           tenant: Any) -> None:
+    """Group commit over real threads: every good deposit is acknowledged once with its own leaf, the ones
+    naming an unknown `follows` get their own 422, and concurrent requests did share transactions."""
+    import threading
+
+    key = tenant[1]
+    results: list[tuple[int, Any, bool]] = []
+    lock = threading.Lock()
+
+    def worker(n: int) -> None:
+        c = app.test_client()
+        for i in range(25):
+            bad = (n * 25 + i) % 17 == 5
+            body: dict[str, Any] = {"kind": "other", **hashes(f"{n}-{i}".encode()),
+                                    "metadata": {"seq": i, **({"follows": "dep_doesnotexist"} if bad else {})}}
+            r = c.post("/v1/deposits", json=body, headers=auth(key))
+            with lock:
+                results.append((r.status_code, r.json, bad))
+
+    groups_before = services.deposits._group.groups
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 200
+    for status, body, bad in results:
+        assert status == (422 if bad else 201), body
+    good = [body for status, body, _ in results if status == 201]
+    indices = [d["leaf_index"] for d in good]
+    assert len(set(indices)) == len(indices)
+    integrate_all(services.log, 10_000)
+    for d in good:
+        leaf = LeafData.from_bytes(services.log.leaf_data(d["leaf_index"]))
+        assert leaf.id == d["id"] and leaf.sha256.hex() == d["sha256"]
+    size = services.log.sizes()[0]
+    assert size == len(good)  # the failed ones left nothing in the log
+    assert services.deposits._group.groups - groups_before < len(good)  # some commits were shared
