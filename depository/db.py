@@ -48,8 +48,87 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             # they write take the write lock first (lock_for_sequencing), so they cannot fail on upgrade.
             conn.exec_driver_sql("BEGIN")
 
+        if path and path != ":memory:":
+            _queue_sqlite_writers(engine, Path(path + "-writers.lock"))
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "insert", "update", "delete", "replace")
+_WRITER_POLL_S = 0.0005
+_WRITER_WAIT_S = 30.0
+
+
+def _queue_sqlite_writers(engine: Engine, lock_path: Path) -> None:
+    """Make SQLite's writers (API processes, the integrator) wait in a queue, not in a sleep loop.
+
+    SQLite's busy handler retries a locked database after sleeping 1, 2, 5 ... up to 100 ms, so a writer
+    often sleeps long after the lock was freed; under intake load that idle time was a large part of each
+    batch. Here a transaction's first write statement first takes an exclusive `flock` on a file beside
+    the database (per connection: each has its own open file), polled every half millisecond, and commit
+    or rollback releases it. SQLite's own locking still decides correctness; this only shortens waits.
+    After 30 s the statement goes on and SQLite's busy timeout applies as before.
+    """
+    import fcntl
+    import os
+    import time
+
+    # Per DBAPI connection (sqlite3 connections take no attributes): id -> [lock fd, held]
+    state: dict[int, list[Any]] = {}
+
+    def _release(conn: Any) -> None:
+        # do_commit/do_rollback get the pool's proxy; the close event the sqlite3 connection itself.
+        st = state.get(id(getattr(conn, "driver_connection", conn)))
+        if st is not None and st[1]:
+            fcntl.flock(st[0], fcntl.LOCK_UN)
+            st[1] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if not statement.lstrip().startswith(_WRITES):
+            return
+        dbapi_conn: Any = conn.connection.driver_connection
+        st = state.get(id(dbapi_conn))
+        if st is None:
+            st = state[id(dbapi_conn)] = [os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600), False]
+        if st[1]:
+            return
+        deadline = time.monotonic() + _WRITER_WAIT_S
+        while True:
+            try:
+                fcntl.flock(st[0], fcntl.LOCK_EX | fcntl.LOCK_NB)
+                st[1] = True
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return
+                time.sleep(_WRITER_POLL_S)
+
+    # Released after the database's own COMMIT/ROLLBACK (the "commit" event fires before it, which would
+    # hand the next writer a lock SQLite still holds).
+    dialect: Any = engine.dialect
+    do_commit, do_rollback = dialect.do_commit, dialect.do_rollback
+
+    def _commit(dbapi_conn: Any) -> None:
+        try:
+            do_commit(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    def _rollback(dbapi_conn: Any) -> None:
+        try:
+            do_rollback(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    dialect.do_commit, dialect.do_rollback = _commit, _rollback
+
+    @event.listens_for(engine, "close")
+    def _closed(dbapi_conn: Any, _record: Any) -> None:
+        _release(dbapi_conn)
+        st = state.pop(id(dbapi_conn), None)
+        if st is not None:
+            os.close(st[0])
 
 
 def is_postgres(engine: Engine | Connection) -> bool:

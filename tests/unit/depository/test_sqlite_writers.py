@@ -1,0 +1,79 @@
+"""SQLite writers queue on a file lock held from a transaction's first write to its COMMIT or ROLLBACK."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import text
+
+from depository.db import make_engine
+
+
+def lock_is_free(path: Path) -> bool:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_lock_held_from_first_write_until_commit_or_rollback(tmp_path: Path) -> None:
+    db = tmp_path / "d.sqlite"
+    engine = make_engine(f"sqlite:///{db}")
+    lock = Path(str(db) + "-writers.lock")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    assert lock_is_free(lock)
+    with engine.begin() as conn:
+        conn.execute(text("SELECT count(*) FROM t")).scalar()
+        assert lock_is_free(lock)  # reads never queue
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        assert not lock_is_free(lock)
+    assert lock_is_free(lock)  # released by the commit
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE t SET x = 2"))
+            raise RuntimeError("abort")
+    except RuntimeError:
+        pass
+    assert lock_is_free(lock)  # released by the rollback
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT x FROM t")).scalar() == 1
+    engine.dispose()
+
+
+def test_a_second_writer_waits_for_the_first_and_then_proceeds(tmp_path: Path) -> None:
+    db = tmp_path / "d.sqlite"
+    a, b = make_engine(f"sqlite:///{db}"), make_engine(f"sqlite:///{db}")  # as two processes would
+    with a.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    order: list[str] = []
+    b_waiting = threading.Event()
+
+    def second() -> None:
+        with b.begin() as conn:
+            b_waiting.set()
+            conn.execute(text("INSERT INTO t VALUES (2)"))  # blocks on the queue until `a` commits
+            order.append("b wrote")
+
+    with a.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        th = threading.Thread(target=second)
+        th.start()
+        b_waiting.wait(10)
+        th.join(0.3)
+        assert th.is_alive() and order == []  # still queued behind our open transaction
+        order.append("a commits")
+    th.join(20)
+    assert order == ["a commits", "b wrote"]
+    with a.connect() as conn:
+        assert sorted(conn.execute(text("SELECT x FROM t")).scalars()) == [1, 2]
+    a.dispose()
+    b.dispose()
