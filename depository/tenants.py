@@ -68,6 +68,7 @@ class Tenants:
     def __init__(self, engine: Engine, *, wrap_content_key: object = None) -> None:
         self.engine = engine
         self._cache: dict[str, tuple[float, Principal | None, bytes]] = {}
+        self._rows: dict[str, tuple[float, TenantRow]] = {}
         self._lock = threading.Lock()
 
     def create(self, name: str, *, store_content: bool = False, cipher: str = "aes-256-gcm",
@@ -91,6 +92,19 @@ class Tenants:
         if row is None:
             raise NotFound(f"no tenant {tenant_id}")
         return row  # type: ignore[return-value]
+
+    def cached(self, tenant_id: str) -> TenantRow:
+        """`get`, remembered for CACHE_TTL_S (as API keys are): the upload path reads the tenant's content
+        settings on every file deposit, and they change rarely."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._rows.get(tenant_id)
+        if hit is not None and now - hit[0] <= CACHE_TTL_S:
+            return hit[1]
+        row = self.get(tenant_id)
+        with self._lock:
+            self._rows[tenant_id] = (now, row)
+        return row
 
     def all(self) -> list[TenantRow]:
         with self.engine.connect() as conn:

@@ -71,7 +71,7 @@ def deposit_spooled_file(s: Services, tenant_id: str, upload: FileStorage | None
         replay = s.deposits.idempotent_replay(tenant_id, *idempotency)
         if replay is not None:
             return replay
-    tenant = s.tenants.get(tenant_id)
+    tenant = s.tenants.cached(tenant_id)
     deposit_id, stored = None, False
     if tenant.store_content and tenant.wrapped_content_key:
         deposit_id = new_deposit_id()
