@@ -127,6 +127,7 @@ def main() -> None:
     tree: list[tuple[float, int, int]] = []
     db_url = settings.get("database_url") or f"sqlite:///{(tmp / 'home' / 'depository.db').resolve()}"
     per_client_interval = (per_req * args.clients / args.rate) if args.rate else 0.0
+    clients_done = threading.Event()
 
     def sampler() -> None:
         # Sizes come straight from the database, where they are committed with the checkpoint and its
@@ -137,13 +138,13 @@ def main() -> None:
         q = text("SELECT (SELECT size FROM log_tree WHERE id = 1), "
                  "(SELECT coalesce(max(size), 0) FROM checkpoints WHERE witnessed AND timestamped)")
         with engine.connect() as c:
-            while time.monotonic() < stop + 30:
+            while time.monotonic() < stop + 60:
                 size, done = c.execute(q).one()
                 c.rollback()
                 tree.append((time.monotonic(), int(size), int(done)))
                 with lock:
                     last = max((i for _, i in acks), default=-1)
-                if time.monotonic() > stop and size > last and (not args.notary or done > last):
+                if clients_done.is_set() and size > last and (not args.notary or done > last):
                     break
                 time.sleep(0.01)
         engine.dispose()
@@ -158,11 +159,19 @@ def main() -> None:
                 time.sleep(max(0.0, next_at - time.monotonic()))
             body = bodies[i % len(bodies)]
             i += 1
-            if args.mode == "batch":  # fresh hashes are not needed: each deposit gets its own id and salt
-                pass
+            # Bodies repeat: fresh hashes are not needed, each deposit gets its own id and salt.
             t = time.monotonic()
-            c.request("POST", path, body=body, headers={**headers, "Content-Type": ctype})
-            resp = c.getresponse()
+            try:
+                c.request("POST", path, body=body, headers={**headers, "Content-Type": ctype})
+                resp = c.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                # The server closed an idle keep-alive connection (gunicorn's keepalive is 2 s): reconnect.
+                # Nothing was acknowledged, so resending is safe.
+                c.close()
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+                t = time.monotonic()
+                c.request("POST", path, body=body, headers={**headers, "Content-Type": ctype})
+                resp = c.getresponse()
             raw = resp.read()
             t2 = time.monotonic()
             if resp.status != 201:
@@ -185,6 +194,7 @@ def main() -> None:
     for th in threads:
         th.join()
     elapsed = time.monotonic() - t0
+    clients_done.set()
     samp.join()
     server.stop()
     for srv in notary_servers:
