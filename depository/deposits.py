@@ -35,6 +35,9 @@ DEPOSIT_COLUMNS = ("id", "tenant_id", "kind", "sha256", "sm3", "size", "filename
                    "matter", "follows", "received", "leaf_index", "content_stored")
 
 
+_FIELDS = frozenset({"kind", "sha256", "sm3", "size", "filename", "metadata", "matter", "follows", "content_type"})
+
+
 @dataclass
 class DepositRequest:
     """One validated deposit, before it has an id."""
@@ -58,10 +61,8 @@ class DepositRequest:
         pre = f"{where}: " if where else ""
         if not isinstance(obj, dict):
             raise ValidationFailed(f"{pre}a deposit must be a JSON object")
-        unknown = set(obj) - {"kind", "sha256", "sm3", "size", "filename", "metadata", "matter", "follows",
-                              "content_type"}
-        if unknown:
-            raise ValidationFailed(f"{pre}unknown field(s): {', '.join(sorted(unknown))}")
+        if not obj.keys() <= _FIELDS:
+            raise ValidationFailed(f"{pre}unknown field(s): {', '.join(sorted(set(obj) - _FIELDS))}")
         kind = obj.get("kind")
         if kind not in KINDS:
             raise ValidationFailed(f"{pre}kind must be one of {', '.join(KINDS)}")
