@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli import demo_cmd, log_cmds, notary_cmds, proof_cmds, user_cmds
+from cli import background_cmd, demo_cmd, log_cmds, notary_cmds, proof_cmds, user_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,13 +50,17 @@ def init(ctx: click.Context, origin: str | None) -> None:
 @click.option("--port", default=8080, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="API processes (gunicorn).")
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per API process.")
+@click.option("--background", "background_mode", default="sidecar", show_default=True,
+              type=click.Choice(["sidecar", "in-process", "none"]),
+              help="Where integrator, notary and monitoring run: one supervised sidecar process, threads in "
+                   "every API process, or nowhere here (run `depository background` separately).")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
-    """Serve the API; one process at a time also integrates (chosen by lock)."""
+def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int, background_mode: str) -> None:
+    """Serve the API; a sidecar process integrates and notarises (one at a time, chosen by lock)."""
     from depository.server import run_server
 
     config = load(ctx)
-    run_server(config, host=host, port=port, workers=workers, threads=threads)
+    run_server(config, host=host, port=port, workers=workers, threads=threads, background=background_mode)
 
 
 cli.add_command(log_cmds.tenant)
@@ -69,6 +73,7 @@ cli.add_command(notary_cmds.worker)
 cli.add_command(proof_cmds.proof)
 cli.add_command(proof_cmds.verify)
 cli.add_command(demo_cmd.demo)
+cli.add_command(background_cmd.background)
 cli.add_command(user_cmds.user)
 
 

@@ -12,14 +12,20 @@ checkpoint's creation -- the longest any deposit of that batch waited to be in a
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from datetime import UTC, datetime
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
+from depository.db import is_postgres
+from depository.integrator_lock import ADVISORY_LOCK_KEY
+from depository.log import integrator_lock_for
 from depository.models import CheckpointRow, LogEntry, TenantRow
 
 bp = Blueprint("metrics", __name__)
@@ -82,6 +88,36 @@ def _oldest_pending_age(engine: Any, size: int, nxt: int) -> float:
     return max(0.0, time.time() - at) if at is not None else 0.0
 
 
+def integrator_lock_held_anywhere(engine: Any, home: Path) -> bool:
+    """Whether any process holds the integrator lock (it runs in background processes, not here).
+
+    PostgreSQL: a granted advisory lock with our key in this database, from `pg_locks` (readable by any
+    role). SQLite: try the flock ourselves without blocking -- refused means someone holds it; granted
+    means no one did, and it is released at once (a waiting integrator retries within a second).
+    """
+    if is_postgres(engine):
+        with engine.connect() as conn:
+            # A bigint key shows as classid = high 32 bits, objid = low 32 bits, objsubid = 1.
+            n = conn.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = :hi "
+                "AND objid = :lo AND objsubid = 1 "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
+                {"hi": ADVISORY_LOCK_KEY >> 32, "lo": ADVISORY_LOCK_KEY & 0xFFFFFFFF}).scalar_one()
+        return bool(n)
+    lock_file = integrator_lock_for(engine, home)._lock_file
+    try:
+        fd = os.open(lock_file, os.O_RDONLY)
+    except FileNotFoundError:
+        return False  # no integrator ever ran in this home
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock, if we got it
+    return False
+
+
 def _quantile(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -126,10 +162,10 @@ def metrics() -> Response:
         except Exception:
             up = 0
         _gauge(lines, "depository_redis_up", "1 when Redis answers a PING.", up)
-    integrator = getattr(s, "integrator", None)
-    holds = 1 if integrator is not None and integrator.lock.held else 0
     _gauge(lines, "depository_integrator_lock_held",
-           "1 when this API process holds the integrator lock (summed over processes: 1).", holds)
+           "1 when some process (any server's background process) holds the integrator lock; the same "
+           "answer from every API process. 0 for long: nothing integrates.",
+           1 if integrator_lock_held_anywhere(s.engine, s.config.home) else 0)
     if s.notary is not None:
         try:
             lines.extend(s.notary.metrics_lines())

@@ -193,7 +193,8 @@ def flock_holder_pid(lock_file: Path) -> int | None:
 
 
 def group_pids(leader: int) -> set[int]:
-    """The pids of the process group led by `leader` (a server: gunicorn's master and its workers)."""
+    """The pids of the process group led by `leader` (a server: gunicorn's master, its API workers and its
+    background sidecar)."""
     out = set()
     for p in psutil.process_iter():
         try:
@@ -202,6 +203,48 @@ def group_pids(leader: int) -> set[int]:
         except (ProcessLookupError, PermissionError):
             continue
     return out
+
+
+def sidecar_pids(master: int) -> set[int]:
+    """The background sidecar(s) of a `depository serve` master: its children running depository.background."""
+    return {c.pid for c in _children(master) if "depository.background" in " ".join(_cmdline(c))}
+
+
+def api_worker_pids(master: int) -> set[int]:
+    """The gunicorn API workers of a `depository serve` master: its children other than the sidecar."""
+    return {c.pid for c in _children(master)} - sidecar_pids(master)
+
+
+def _children(pid: int) -> list[psutil.Process]:
+    try:
+        return [c for c in psutil.Process(pid).children() if c.status() != psutil.STATUS_ZOMBIE]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _cmdline(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return []
+
+
+def one_sidecar(master: int, timeout_s: float = 60) -> int:
+    """Wait until the master has exactly one sidecar; its pid."""
+    wait_until(lambda: len(sidecar_pids(master)) == 1, timeout_s, f"one background sidecar of {master}")
+    (pid,) = sidecar_pids(master)
+    return pid
+
+
+def wait_sidecar_started(log_path: Path, pid: int, timeout_s: float = 60) -> None:
+    """Wait for the sidecar `pid` to log (JSON, in its server's log) that its background work runs."""
+    def started() -> bool:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if '"background work started' in line and f'"pid":{pid}' in line:
+                return True
+        return False
+
+    wait_until(started, timeout_s, f"sidecar {pid} to start its background work")
 
 
 def wait_port(port: int, timeout_s: float = 30) -> None:

@@ -1,11 +1,17 @@
-"""The production layout on 127.0.0.1: two `depository serve` (gunicorn) processes and one `depository
-worker` (rq) on PostgreSQL and Redis, with our TSA. SIGKILL the whole server whose process holds the
-integrator's advisory lock, under load: the other server's process takes the lock, the tree keeps
-growing, every acknowledged deposit is in the log exactly once, and the worker stamps every checkpoint.
+"""The production layout on 127.0.0.1: two `depository serve` (gunicorn API workers + one background
+sidecar each) and one `depository worker` (rq) on PostgreSQL and Redis, with our TSA. Under load:
+
+1. SIGKILL the background sidecar that holds the integrator's advisory lock: its session ends, and the
+   lock goes to the other server's sidecar or to the restarted one; the tree keeps growing.
+2. SIGKILL the whole server whose sidecar now holds the lock: the other server's sidecar takes it.
+
+The lock holder is always a sidecar, never an API worker; every acknowledged deposit is in the log
+exactly once, and the worker stamps every checkpoint.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from pathlib import Path
@@ -15,12 +21,16 @@ from sqlalchemy import create_engine, text
 from tests.faults.harness import (
     Load,
     OwnRedis,
+    api_worker_pids,
     group_pids,
     lock_holder_pid,
+    one_sidecar,
+    sidecar_pids,
     tenant_key,
     tree_size,
     verify_after_fault,
     wait_port,
+    wait_sidecar_started,
     wait_until,
 )
 from tests.procs import Proc, cli_env, free_port, run_cli
@@ -51,23 +61,54 @@ def test_sigkill_lock_holder_other_server_takes_over(tmp_path: Path, pg_url: str
         load = Load(urls, key, batch=100, threads=4).start()
         load.wait_for(1000)
 
-        wait_until(lambda: lock_holder_pid(pg_url) is not None, 20, "a lock holder")
-        holder = lock_holder_pid(pg_url)
-        group = {p: proc for p, proc in servers.items() if holder in group_pids(proc.p.pid)}
-        assert len(group) == 1, f"lock holder {holder} belongs to no server"
-        (dead_port, dead), = group.items()
+        def holder_server() -> tuple[int, Proc, int] | None:
+            """(port, server, sidecar pid) of the server whose sidecar holds the lock, if any."""
+            pid = lock_holder_pid(pg_url)
+            for port, proc in servers.items():
+                if pid is not None and pid in sidecar_pids(proc.p.pid):
+                    assert pid not in api_worker_pids(proc.p.pid)
+                    return port, proc, pid
+            assert pid is None or all(pid not in group_pids(proc.p.pid) for proc in servers.values()), (
+                f"lock holder {pid} is a server process but not its sidecar")
+            return None
+
+        # 1. SIGKILL the sidecar holding the lock.
+        wait_until(lambda: holder_server() is not None, 30, "a sidecar to hold the lock")
+        first = holder_server()
+        assert first is not None
+        _, first_server, first_sidecar = first
+        size_at_kill = tree_size(pg_url)
+        acked_at_kill = load.count()
+        os.kill(first_sidecar, signal.SIGKILL)
+
+        def new_holder() -> bool:
+            h = holder_server()
+            return h is not None and h[2] != first_sidecar
+
+        wait_until(new_holder, 30, "another sidecar to take the integrator lock")
+        second = holder_server()
+        assert second is not None
+        how = "the restarted sidecar" if second[1] is first_server else "the other server's sidecar"
+        load.wait_for(acked_at_kill + 1000, timeout_s=30)
+        wait_until(lambda: tree_size(pg_url) > size_at_kill + 500, 30, "the tree to grow after the sidecar kill")
+        # Restarted in any case (exactly one per server); let it boot before the next fault.
+        wait_sidecar_started(first_server.log_path, one_sidecar(first_server.p.pid))
+        print(f"sidecar {first_sidecar} SIGKILLed; lock taken by {how} ({second[2]})")
+
+        # 2. SIGKILL the whole server whose sidecar holds the lock now.
+        (dead_port, dead, holder) = second
         survivor_port = next(p for p in ports if p != dead_port)
         survivor = servers[survivor_port]
         size_at_kill = tree_size(pg_url)
         acked_at_kill = load.count()
         t_kill = time.monotonic()
-        dead.kill(signal.SIGKILL)  # the master and every worker of that server, at once
+        dead.kill(signal.SIGKILL)  # the master, every API worker and the sidecar, at once
 
         def taken_over() -> bool:
             pid = lock_holder_pid(pg_url)
-            return pid is not None and pid in group_pids(survivor.p.pid)
+            return pid is not None and pid in sidecar_pids(survivor.p.pid)
 
-        takeover_s = wait_until(taken_over, 20, "the surviving server to take the integrator lock")
+        takeover_s = wait_until(taken_over, 30, "the surviving server's sidecar to take the integrator lock")
         # The tree keeps growing under the new integrator while the load goes on against the survivor.
         load.wait_for(acked_at_kill + 1000, timeout_s=30)
         wait_until(lambda: tree_size(pg_url) > size_at_kill + 500, 30, "the tree to grow after the takeover")
