@@ -21,6 +21,7 @@ from depository.server import (  # noqa: F401 - the hooks are looked up by name
     on_exit,
     on_reload,
     post_worker_init,
+    pre_request,
     when_ready,
     worker_exit,
 )
