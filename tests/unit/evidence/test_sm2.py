@@ -194,3 +194,22 @@ def test_our_key_and_signature_verify_in_openssl(tmp_path: Path) -> None:
         # And OpenSSL rejects a tampered message with our signature.
         msg.write_bytes(msg.read_bytes() + b"!")
         assert _openssl(*verify).returncode != 0
+
+
+def test_fixed_base_multiplication_matches_gmssl() -> None:
+    """Our k*G (signing's only curve arithmetic) against gmssl's own scalar multiplication."""
+    import secrets
+
+    from gmssl import sm2 as gmssl_sm2
+
+    from evidence.sm2 import N, base_mul
+
+    crypt = gmssl_sm2.CryptSM2(private_key="01" * 32, public_key="")
+    scalars = [1, 2, 3, 15, 16, 17, 255, 256, 2**252, N - 2, N - 1] + [secrets.randbelow(N - 1) + 1 for _ in range(40)]
+    for k in scalars:
+        x, y = base_mul(k)
+        assert f"{x:064x}{y:064x}" == crypt._kg(k, crypt.ecc_table["g"]), k
+    with pytest.raises(ValueError):
+        base_mul(0)
+    with pytest.raises(ValueError):
+        base_mul(N)
