@@ -125,6 +125,9 @@ def sidecar_main(argv: Sequence[str]) -> int:
     except Exception:
         log.exception("background process failed")
         return 1
+    finally:
+        # Stopped: a repeated SIGTERM from the supervisor must not turn a clean exit into "killed".
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class Sidecar:
