@@ -123,6 +123,10 @@ def _queue_sqlite_writers(engine: Engine, lock_path: Path) -> None:
 
     dialect.do_commit, dialect.do_rollback = _commit, _rollback
 
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_conn: Any, _record: Any) -> None:
+        _release(dbapi_conn)  # a connection back in the pool has no transaction: never let it hold the queue
+
     @event.listens_for(engine, "close")
     def _closed(dbapi_conn: Any, _record: Any) -> None:
         _release(dbapi_conn)

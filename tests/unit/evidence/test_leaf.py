@@ -199,8 +199,8 @@ def test_meta_hash_ignores_key_order(md: dict[str, object]) -> None:
 _keys = st.text(min_size=0, max_size=6)  # any code point, including astral ones and U+E000..U+FFFF
 _scalars = (st.none() | st.booleans() | st.integers(min_value=-(2**60), max_value=2**60)
             | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12))
-_json_values = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4),
-                            max_leaves=20)
+_json_values = st.recursive(
+    _scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_keys, inner, max_size=4), max_leaves=20)
 
 
 @given(st.dictionaries(_keys, _json_values, max_size=6))
