@@ -187,7 +187,7 @@ class ReadConnections:
         self.engine = engine
         self.postgres = is_postgres(engine)
         self._local = threading.local()
-        self._all: list[Any] = []
+        self._all: list[tuple[threading.Thread, Any]] = []  # (owning thread, connection)
         self._lock = threading.Lock()
 
     def _connect(self) -> Any:
@@ -195,13 +195,20 @@ class ReadConnections:
 
         dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         conn = psycopg.connect(dsn, autocommit=True)
+        me = threading.current_thread()
         with self._lock:
-            self._all.append(conn)
+            # Threads come and go (the notary's pools are per call): close the connections of threads that
+            # have ended, or a busy process would hold one PostgreSQL connection per thread it ever ran
+            # (seen: "too many clients already" within a minute of notary load).
+            dead = [c for t, c in self._all if not t.is_alive()]
+            self._all = [(t, c) for t, c in self._all if t.is_alive()] + [(me, conn)]
+        for c in dead:
+            c.close()
         return conn
 
     def close(self) -> None:
         with self._lock:
-            conns, self._all = self._all, []
+            conns, self._all = [c for _, c in self._all], []
         for conn in conns:
             conn.close()
         self._local = threading.local()

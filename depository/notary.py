@@ -76,6 +76,8 @@ SWEEP_INTERVAL_S = 0.5
 #: How many untimestamped checkpoints one sweep stamps (oldest first); the next sweep does the rest.
 SWEEP_BATCH = 200
 WITNESS_TIMEOUT_S = 5.0
+#: Older queued checkpoints are stamped this many at a time (TSA round trips overlap).
+STAMP_PARALLEL = 4
 TSA_TIMEOUT_S = 10.0
 
 
@@ -170,6 +172,8 @@ class Notary:
         self._on_stop = on_stop
         self._queue: queue.Queue[int] = queue.Queue()
         self._stop = threading.Event()
+        self._pools: dict[str, ThreadPoolExecutor] = {}
+        self._pools_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_sweep = 0.0
         self._sweep_wait = SWEEP_INTERVAL_S
@@ -198,6 +202,10 @@ class Notary:
         if self._thread is not None:
             self._thread.join(30)
             self._thread = None
+        with self._pools_lock:
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.shutdown(wait=True)
         for ep in self.endpoints:
             with ep.lock:
                 if ep.client is not None:
@@ -253,13 +261,32 @@ class Notary:
         """Stamp each checkpoint while, at the same time, the witnesses are asked about the latest one.
 
         The TSA and the witnesses are independent parties, so their round trips overlap: the
-        checkpoint-to-done latency is the slower of the two, not their sum.
+        checkpoint-to-done latency is the slower of the two, not their sum. The newest checkpoint is
+        stamped first: it is the one the witnesses cosign, so it is the one that makes its deposits
+        `witnessed`; when checkpoints queue up (several a second under load), stamping oldest first left
+        the witnessed checkpoint without a token until the whole backlog was done. The older ones follow,
+        a few at a time (the TSA round trips overlap).
         """
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="notary-witness") as pool:
-            witnessing = pool.submit(self._witness_latest)
-            stamped = sum(self._timestamp(self.log.checkpoint(cid)) for cid in checkpoint_ids)
-            witnessed = witnessing.result()
+        ids = sorted(set(checkpoint_ids), reverse=True)
+        if not ids:
+            return {"timestamped": 0, "witnessed": self._witness_latest()}
+        witnessing = self._pool("witnessing", 1).submit(self._witness_latest)
+        stamped = int(self._timestamp(self.log.checkpoint(ids[0])))
+        witnessed = witnessing.result()
+        if len(ids) > 1:
+            stamped += sum(self._pool("stamping", STAMP_PARALLEL).map(
+                lambda cid: self._timestamp(self.log.checkpoint(cid)), ids[1:]))
         return {"timestamped": stamped, "witnessed": witnessed}
+
+    def _pool(self, name: str, workers: int) -> ThreadPoolExecutor:
+        """A long-lived pool per kind of work: threads (and their database connections) are reused, not
+        made afresh for every checkpoint. Pools are never nested in one another (no deadlock)."""
+        with self._pools_lock:
+            pool = self._pools.get(name)
+            if pool is None:
+                pool = self._pools[name] = ThreadPoolExecutor(max_workers=max(1, workers),
+                                                              thread_name_prefix=f"notary-{name}")
+            return pool
 
     def sweep(self) -> dict[str, Any]:
         """Redo whatever is missing: tokens (oldest first) and cosignatures on the latest checkpoint."""
@@ -355,8 +382,7 @@ class Notary:
         due = [ep for ep in self.endpoints
                if not {m.name for m in ep.members} & have and ep.backoff.ready()]
         if due:
-            with ThreadPoolExecutor(max_workers=len(due), thread_name_prefix="witness") as pool:
-                results = list(pool.map(lambda ep: self._ask(ep, latest), due))
+            results = list(self._pool("asking", len(self.endpoints)).map(lambda ep: self._ask(ep, latest), due))
             self._store_cosignatures(latest, [c for r in results for c in r])
             have = self._cosigners(latest.id)
         ok = self.policy.satisfied(have)

@@ -133,3 +133,32 @@ def test_proofs_stay_right_while_the_tree_grows_under_the_tile_cache(services: A
                 assert services.log.inclusion_proof(index, size) == ref_path(index, leaves[:size])
             if size > 1:
                 assert services.log.consistency_proof(1, size) == ref_proof(1, leaves[:size])
+
+
+def test_read_connections_of_ended_threads_are_closed(pg_url: str) -> None:
+    """Each thread gets its own PostgreSQL read connection; threads that have ended must not keep theirs
+    (the notary's short-lived threads once exhausted max_connections within a minute)."""
+    import threading
+
+    from sqlalchemy import create_engine
+
+    from depository.db import ReadConnections
+
+    engine = create_engine(pg_url)
+    reads = ReadConnections(engine)
+    try:
+        for _ in range(30):
+            th = threading.Thread(target=lambda: reads.fetchall("SELECT 1", []))
+            th.start()
+            th.join()
+        reads.fetchall("SELECT 1", [])  # a new connection prunes those of dead threads
+        assert len(reads._all) <= 2
+        with engine.connect() as conn:
+            from sqlalchemy import text
+
+            n = conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+                             ).scalar_one()
+        assert n <= 4  # ours, the live read connection, maybe one being torn down
+    finally:
+        reads.close()
+        engine.dispose()
