@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
 
-from depository.db import ReadConnections, bulk_insert, lock_for_sequencing
+from depository.db import ReadConnections, bulk_insert, lock_for_sequencing, writer_priority
 from depository.errors import BadRequest, IntegrityError, NotFound, Overloaded
 from depository.integrator_lock import IntegratorLock
 from depository.models import CheckpointRow, LogEntry, LogSequence, LogTree, TileRow
@@ -221,7 +221,7 @@ class Log:
         body = Checkpoint(self.origin, size, root).to_text()
         note = self.signer.sign(body)
         now = datetime.now(UTC)
-        with self.engine.begin() as conn:
+        with writer_priority(), self.engine.begin() as conn:  # checkpoints keep pace with intake on SQLite
             if size > 0:
                 # Compare-and-set first: a second integrator blocks here, then finds 0 rows and writes nothing.
                 res = conn.execute(update(LogTree).where(LogTree.id == 1, LogTree.size == old_size)

@@ -77,3 +77,80 @@ def test_a_second_writer_waits_for_the_first_and_then_proceeds(tmp_path: Path) -
         assert sorted(conn.execute(text("SELECT x FROM t")).scalars()) == [1, 2]
     a.dispose()
     b.dispose()
+
+
+def test_writers_hold_back_while_a_priority_writer_waits(tmp_path: Path) -> None:
+    """The integrator (writer_priority) must not queue behind every API transaction at saturation: while it
+    waits it holds the priority lock, and an ordinary writer does not take the database even when free."""
+    db = tmp_path / "d.sqlite"
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    waiting_integrator = os.open(Path(str(db) + "-priority.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(waiting_integrator, fcntl.LOCK_EX)  # as another process's integrator announces itself
+    wrote = threading.Event()
+
+    def api_write() -> None:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+        wrote.set()
+
+    th = threading.Thread(target=api_write)
+    th.start()
+    try:
+        assert not wrote.wait(0.3)  # the database is free, but the integrator is first in line
+        assert lock_is_free(Path(str(db) + "-writers.lock"))
+    finally:
+        fcntl.flock(waiting_integrator, fcntl.LOCK_UN)
+        os.close(waiting_integrator)
+    assert wrote.wait(10)
+    th.join(10)
+    engine.dispose()
+
+
+def test_a_waiting_priority_writer_announces_itself_and_then_writes(tmp_path: Path) -> None:
+    from depository.db import writer_priority
+
+    db = tmp_path / "d.sqlite"
+    holder, integrator = make_engine(f"sqlite:///{db}"), make_engine(f"sqlite:///{db}")  # two processes
+    with holder.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+    priority_lock = Path(str(db) + "-priority.lock")
+    done = threading.Event()
+
+    def integrate() -> None:
+        with writer_priority(), integrator.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (2)"))
+        done.set()
+
+    with holder.begin() as conn:
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        th = threading.Thread(target=integrate)
+        th.start()
+        deadline = threading.Event()
+        for _ in range(100):  # it announces itself while it waits for our transaction
+            if not lock_is_free(priority_lock):
+                break
+            deadline.wait(0.01)
+        assert not lock_is_free(priority_lock)
+        assert not done.is_set()
+    assert done.wait(10)
+    th.join(10)
+    assert lock_is_free(priority_lock)  # and withdraws once it has the database
+    with holder.connect() as conn:
+        assert sorted(conn.execute(text("SELECT x FROM t")).scalars()) == [1, 2]
+    holder.dispose()
+    integrator.dispose()
+
+
+def test_priority_is_per_thread_and_ends_with_the_block() -> None:
+    from depository import db
+
+    seen: list[bool] = []
+    with db.writer_priority():
+        seen.append(db._writer_local.priority)
+        th = threading.Thread(target=lambda: seen.append(getattr(db._writer_local, "priority", False)))
+        th.start()
+        th.join()
+    seen.append(db._writer_local.priority)
+    assert seen == [True, False, False]
