@@ -185,6 +185,9 @@ def lock_for_sequencing(conn: Connection) -> None:
         conn.exec_driver_sql("UPDATE log_sequence SET next_index = next_index WHERE id = 1")
 
 
+COPY_MIN_ROWS = 16  # below this many rows, PostgreSQL gets one INSERT (fewer round trips than COPY)
+
+
 def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """executemany straight on the driver (sqlite3 / psycopg pipeline): the hot insert of sequencing,
     where building ORM or Core parameter dicts would cost more than the database work."""
@@ -198,11 +201,16 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     else:
         sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['?'] * len(columns))})"  # noqa: S608
     try:
-        if is_postgres(conn):
+        if is_postgres(conn) and len(rows) > COPY_MIN_ROWS:
             # COPY: several times faster than even pipelined INSERTs for the hot path of sequencing.
             with cur.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
+        elif is_postgres(conn):
+            # A few rows (single deposits): one INSERT is one round trip, COPY at least two.
+            values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
+            cur.execute(f"INSERT INTO {table} ({cols}) VALUES {values}",  # noqa: S608 (constants)
+                        [v for row in rows for v in row])
         else:
             cur.executemany(sql, rows)
     except conn.dialect.dbapi.IntegrityError as e:  # type: ignore[union-attr]

@@ -268,7 +268,10 @@ class Deposits:
         """Sequence and store every job's deposits in one transaction (all or nothing)."""
         prepared = [self._rows(j.tenant_id, j.reqs, j.ids, j.content_stored) for j in jobs]
         with self.engine.begin() as conn:
-            indices = self.log.sequence(conn, [e for _, _, entries in prepared for e in entries])  # lock first
+            # Lock first. Ids drawn here are fresh (48 random bits beside the millisecond): no savepoint
+            # for duplicates; the once-in-2^48 clash fails the group, whose members retry with new ids.
+            indices = self.log.sequence(conn, [e for _, _, entries in prepared for e in entries],
+                                        fresh=all(j.ids is None for j in jobs))
             for j in jobs:
                 self._check_follows(conn, j.tenant_id, j.reqs)
             rows: list[tuple[Any, ...]] = []

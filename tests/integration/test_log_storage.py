@@ -35,6 +35,31 @@ def test_sequence_assigns_contiguous_indices_and_dedupes(services: Any) -> None:
     assert services.log.sizes() == (0, 3)
 
 
+def test_fresh_sequencing_reserves_in_one_step_and_writes_nothing_when_refused(services: Any) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from depository.errors import Overloaded
+
+    with services.engine.begin() as conn:
+        assert services.log.sequence(conn, [("x", b"X\n"), ("y", b"Y\n")], fresh=True) == [0, 1]
+    with services.engine.begin() as conn:
+        assert services.log.sequence(conn, [("z", b"Z\n")], fresh=True) == [2]
+    assert services.log.sizes() == (0, 3)
+    services.log.integrate(10)
+    assert services.log.leaf_data(1) == b"Y\n"
+    # fresh=True promised new identities: a reused one fails the whole transaction, nothing is kept
+    with pytest.raises(IntegrityError), services.engine.begin() as conn:
+        services.log.sequence(conn, [("w", b"W\n"), ("x", b"X again\n")], fresh=True)
+    assert services.log.sizes() == (3, 3)
+    # integration lagging: refused before anything counts (the caller's transaction rolls back)
+    services.log.max_pending_entries = 2
+    with services.engine.begin() as conn:
+        services.log.sequence(conn, [("p1", b"1\n"), ("p2", b"2\n")], fresh=True)
+    with pytest.raises(Overloaded), services.engine.begin() as conn:
+        services.log.sequence(conn, [("p3", b"3\n")], fresh=True)
+    assert services.log.sizes() == (3, 5)
+
+
 def test_integrate_in_batches_matches_reference_and_proves(services: Any) -> None:
     rnd = random.Random(7)
     data: list[bytes] = []
