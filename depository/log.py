@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
 
-from depository.db import ReadConnections, bulk_insert, lock_for_sequencing, writer_priority
+from depository.db import ReadConnections, WalCheckpointer, bulk_insert, lock_for_sequencing, writer_priority
 from depository.errors import BadRequest, IntegrityError, NotFound, Overloaded
 from depository.integrator_lock import IntegratorLock
 from depository.models import CheckpointRow, LogEntry, LogSequence, LogTree, TileRow
@@ -404,6 +404,7 @@ class Integrator(threading.Thread):
         self.interval_s = interval_ms / 1000
         self._stop_event = threading.Event()
         self._wake = threading.Event()
+        self.checkpointer = WalCheckpointer(the_log.engine)
 
     def wake(self) -> None:
         self._wake.set()
@@ -415,6 +416,13 @@ class Integrator(threading.Thread):
         self.lock.release()
 
     def run(self) -> None:
+        self.checkpointer.start()  # SQLite: commits no longer copy the WAL back into the database
+        try:
+            self._loop()
+        finally:
+            self.checkpointer.stop()
+
+    def _loop(self) -> None:
         while not self._stop_event.is_set():
             try:
                 if not self.lock.try_acquire() or not self.lock.still_held():

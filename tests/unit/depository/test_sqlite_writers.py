@@ -154,3 +154,44 @@ def test_priority_is_per_thread_and_ends_with_the_block() -> None:
         th.join()
     seen.append(db._writer_local.priority)
     assert seen == [True, False, False]
+
+
+def test_commits_leave_the_wal_to_the_background_checkpointer(tmp_path: Path) -> None:
+    from depository.db import WAL_AUTOCHECKPOINT_PAGES, WalCheckpointer
+
+    db = tmp_path / "d.sqlite"
+    engine = make_engine(f"sqlite:///{db}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x BLOB)"))
+    for _ in range(3):  # ~1,500 pages: past SQLite's default autocheckpoint, which copied it back on COMMIT
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": os.urandom(2000)} for _ in range(1000)])
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == WAL_AUTOCHECKPOINT_PAGES
+    checkpointer = WalCheckpointer(engine)
+    busy, frames, copied = checkpointer.checkpoint()
+    assert busy == 0 and frames > 1000 and copied == frames  # all of it was still waiting in the WAL
+    assert checkpointer.checkpoint()[2] == frames  # nothing new since
+    engine.dispose()
+
+
+def test_the_integrator_runs_the_checkpointer(tmp_path: Path) -> None:
+    import time
+
+    from depository.config import load_config
+    from depository.wiring import build_services, init_home
+
+    config = load_config(env={}, home=tmp_path / "h", batch_interval_ms=20)
+    init_home(config)
+    services = build_services(config, notary=False)
+    try:
+        services.start_background()
+        checkpointer = services.integrator.checkpointer
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and checkpointer.checkpoints < 2:
+            time.sleep(0.05)
+        assert checkpointer.checkpoints >= 2
+        services.stop_background()
+        assert not checkpointer.is_alive()
+    finally:
+        services.close()
