@@ -95,7 +95,7 @@ class WalCheckpointer(threading.Thread):
         finally:
             raw.close()
         self.checkpoints += 1
-        return tuple(row)  # type: ignore[return-value]
+        return tuple(row)
 
     def run(self) -> None:
         if self.engine.dialect.name != "sqlite":
