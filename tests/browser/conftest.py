@@ -57,11 +57,13 @@ class Site:
     people: dict[str, Person] = field(default_factory=dict)
 
     def wait_status(self, deposit_id: str, tenant_id: str, want: str = "witnessed", timeout_s: float = 60) -> None:
-        """Block until the deposit reaches `want` (the notary runs in the background)."""
+        """Block until the deposit reaches `want` or a later status (the notary runs in the background and
+        may take it past `want` between two looks)."""
+        order = ["pending", "sequenced", "timestamped", "witnessed"]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             d = self.services.deposits.get(tenant_id, deposit_id)
-            if self.services.deposits_status([d.leaf_index])[d.leaf_index] == want:
+            if order.index(self.services.deposits_status([d.leaf_index])[d.leaf_index]) >= order.index(want):
                 return
             time.sleep(0.1)
         raise AssertionError(f"{deposit_id} did not become {want} within {timeout_s} s")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from depository.deposits import DepositRequest
 from depository.packets import build_packet
@@ -108,6 +109,16 @@ def test_drop_zone_is_keyboard_operable(page: Page, site: Site) -> None:
     zone = page.locator("[data-drop-for=packet]")
     zone.focus()
     expect(zone).to_be_focused()
-    with page.expect_file_chooser() as chooser:
-        page.keyboard.press("Enter")
+    # Headless Chromium on a loaded machine now and then drops the chooser of a keypress (seen in CI about
+    # one run in five, alone or after other tests); a user presses again, and so does the test, at most
+    # three times: a zone that ignores Enter still fails every time.
+    for attempt in range(3):
+        try:
+            with page.expect_file_chooser(timeout=7000) as chooser:
+                zone.focus()
+                page.keyboard.press("Enter")
+            break
+        except PlaywrightTimeoutError:
+            if attempt == 2:
+                raise
     assert chooser.value.element.get_attribute("id") == "packet"
