@@ -6,6 +6,7 @@ that serialises sequencing (`lock_for_sequencing`) and how migrations are applie
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+log = logging.getLogger("depository.db")
 
 
 def make_engine(url: str, *, pool_size: int = 5) -> Engine:
@@ -104,9 +106,7 @@ class WalCheckpointer(threading.Thread):
             try:
                 self.checkpoint()
             except Exception:  # the database is busy or going away: the next round tries again
-                import logging
-
-                logging.getLogger("depository.db").debug("WAL checkpoint failed", exc_info=True)
+                log.debug("WAL checkpoint failed", exc_info=True)
 
 
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "insert", "update", "delete", "replace")
@@ -250,23 +250,21 @@ def bulk_insert(conn: Connection, table: str, columns: Sequence[str], rows: Sequ
     # Table and column names are code constants, never input.
     cols = ", ".join(f'"{c}"' for c in columns)
     cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    if is_postgres(conn):
-        sql = f"COPY {table} ({cols}) FROM STDIN"
-    else:
-        sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['?'] * len(columns))})"  # noqa: S608
     try:
-        if is_postgres(conn) and len(rows) > COPY_MIN_ROWS:
+        if not is_postgres(conn):
+            sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join(['?'] * len(columns))})"  # noqa: S608
+            cur.executemany(sql, rows)
+        elif len(rows) > COPY_MIN_ROWS:
             # COPY: several times faster than even pipelined INSERTs for the hot path of sequencing.
+            sql = f"COPY {table} ({cols}) FROM STDIN"
             with cur.copy(sql) as copy:
                 for row in rows:
                     copy.write_row(row)
-        elif is_postgres(conn):
+        else:
             # A few rows (single deposits): one INSERT is one round trip, COPY at least two.
             values = ", ".join(["(" + ", ".join(["%s"] * len(columns)) + ")"] * len(rows))
-            cur.execute(f"INSERT INTO {table} ({cols}) VALUES {values}",  # noqa: S608 (constants)
-                        [v for row in rows for v in row])
-        else:
-            cur.executemany(sql, rows)
+            sql = f"INSERT INTO {table} ({cols}) VALUES {values}"  # noqa: S608 (constants)
+            cur.execute(sql, [v for row in rows for v in row])
     except conn.dialect.dbapi.IntegrityError as e:  # type: ignore[union-attr]
         raise SAIntegrityError(sql, None, e) from e
     finally:

@@ -175,11 +175,9 @@ class Log:
     def _sequence_fresh(self, conn: Connection, entries: Sequence[tuple[str, bytes]]) -> list[int]:
         # One round trip takes the lock (PostgreSQL's row lock, SQLite's write lock), reserves the indices
         # and reads the integrated size; a single deposit's transaction was mostly such round trips.
-        sql = ("UPDATE log_sequence SET next_index = next_index + %s WHERE id = 1 "
-               "RETURNING next_index, (SELECT size FROM log_tree WHERE id = 1)")
-        if conn.dialect.paramstyle not in ("format", "pyformat"):
-            sql = sql.replace("%s", "?")
-        end, size = conn.exec_driver_sql(sql, (len(entries),)).one()
+        end, size = conn.exec_driver_sql(_placeholders(conn, (
+            "UPDATE log_sequence SET next_index = next_index + %s WHERE id = 1 "
+            "RETURNING next_index, (SELECT size FROM log_tree WHERE id = 1)")), (len(entries),)).one()
         start = end - len(entries)
         if end - size > self.max_pending_entries:
             raise Overloaded(f"{start - size} entries await integration", retry_after=2)
@@ -190,10 +188,8 @@ class Log:
 
     @staticmethod
     def _advance(conn: Connection, next_index: int) -> None:
-        sql = ("UPDATE log_sequence SET next_index = %s WHERE id = 1"
-               if conn.dialect.paramstyle in ("format", "pyformat") else
-               "UPDATE log_sequence SET next_index = ? WHERE id = 1")
-        conn.exec_driver_sql(sql, (next_index,))
+        conn.exec_driver_sql(_placeholders(conn, "UPDATE log_sequence SET next_index = %s WHERE id = 1"),
+                             (next_index,))
 
     @staticmethod
     def _existing(conn: Connection, identities: list[str]) -> dict[str, int]:
@@ -391,6 +387,11 @@ class Log:
         if row is None or len(row[0]) < want * 32 or size == 0:
             raise NotFound(f"tile {level}/{index} width {want} is not available")
         return bytes(row[0][:want * 32])
+
+
+def _placeholders(conn: Connection, sql: str) -> str:
+    """Driver-level SQL written with `%s` placeholders, in the driver's own style (sqlite3 takes `?`)."""
+    return sql if conn.dialect.paramstyle in ("format", "pyformat") else sql.replace("%s", "?")
 
 
 class Integrator(threading.Thread):
