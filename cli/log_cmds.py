@@ -162,26 +162,3 @@ def deposit(path: Path, kind: str, metas: tuple[str, ...], metadata_file: Path |
 def get(deposit_id: str, server: str | None, api_key: str | None) -> None:
     """Show a deposit and its status."""
     click.echo(json.dumps(_client(server, api_key).get(deposit_id), indent=2))
-
-
-@click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.pass_context
-def audit(ctx: click.Context, as_json: bool) -> None:
-    """Recompute the tree from stored leaves and check every tile and checkpoint."""
-    from depository.audit import audit as run_audit
-
-    s = _services(ctx)
-    try:
-        rep = run_audit(s.engine, s.keys)
-    finally:
-        s.close()
-    if as_json:
-        click.echo(json.dumps(rep.to_json(), indent=2))
-    else:
-        click.echo(f"entries {rep.entries}, tree size {rep.tree_size}, checkpoints {rep.checkpoints}, "
-                   f"tiles checked {rep.tiles_checked}")
-    if not rep.ok:
-        raise click.ClickException("audit failed: " + rep.problems[0])
-    if not as_json:
-        click.echo("audit ok")

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli import background_cmd, demo_cmd, log_cmds, notary_cmds, proof_cmds, user_cmds
+from cli import background_cmd, demo_cmd, integrity_cmds, log_cmds, notary_cmds, proof_cmds, user_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,7 +66,9 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int, 
 cli.add_command(log_cmds.tenant)
 cli.add_command(log_cmds.deposit)
 cli.add_command(log_cmds.get)
-cli.add_command(log_cmds.audit)
+cli.add_command(integrity_cmds.audit)
+cli.add_command(integrity_cmds.status)
+cli.add_command(integrity_cmds.log_group)
 cli.add_command(notary_cmds.tsa)
 cli.add_command(notary_cmds.witness)
 cli.add_command(notary_cmds.worker)

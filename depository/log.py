@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -29,13 +30,17 @@ from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
 from depository.db import ReadConnections, WalCheckpointer, bulk_insert, lock_for_sequencing, writer_priority
 from depository.errors import BadRequest, IntegrityError, NotFound, Overloaded
 from depository.integrator_lock import IntegratorLock
+from depository.integrity import Halts, HighWater, IntegrationHalted, chain_link
 from depository.models import CheckpointRow, LogEntry, LogSequence, LogTree, TileRow
-from evidence import merkle, tiles
-from evidence.checkpoint import Checkpoint
+from evidence import merkle, tilecheck, tiles
+from evidence.checkpoint import Checkpoint, verify_checkpoint
+from evidence.errors import EvidenceError
+from evidence.note import Verifier
 
 log = logging.getLogger(__name__)
 IN_CHUNK = 900  # stay under SQLite's bound-parameter limit
 TILE_CACHE = 2048  # tiles kept per process for proofs: ~32 MiB
+HALT_POLL_S = 2.0  # how often a halted integrator looks whether an audit or an operator resumed it
 
 
 class _LRU:
@@ -88,14 +93,27 @@ class PublishedCheckpoint:
         return cls(row.id, row.size, row.root_hash, row.note, created)
 
 
+class TamperFound(Exception):
+    """The stored tree is not the tree the log signed (raised inside integrate, recorded as a halt)."""
+
+
 class Log:
-    def __init__(self, engine: Engine, signer: CheckpointSigner, *, hasher: merkle.Hasher = merkle.SHA256,
-                 max_pending_entries: int = 2_000_000) -> None:
+    """The log over one engine. `verifier` checks the log's own signature on the checkpoint it extends;
+    `chain_key` links checkpoints (`integrity.chain_link`; None leaves `chain` NULL, which the audit
+    reports)."""
+
+    def __init__(self, engine: Engine, signer: CheckpointSigner, *, verifier: Verifier,
+                 chain_key: bytes | None = None, high_water: HighWater | None = None,
+                 hasher: merkle.Hasher = merkle.SHA256, max_pending_entries: int = 2_000_000) -> None:
         self.engine = engine
         self.signer = signer
         self.origin = signer.origin
+        self.verifier = verifier
+        self.chain_key = chain_key
         self.hasher = hasher
         self.max_pending_entries = max_pending_entries
+        self.halts = Halts(engine)
+        self.high_water = high_water or HighWater(None)
         self._listeners: list[Callable[[PublishedCheckpoint], None]] = []
         self._tiles = _LRU(TILE_CACHE)
         self._reads = ReadConnections(engine)
@@ -218,28 +236,93 @@ class Log:
     def integrate(self, max_entries: int) -> PublishedCheckpoint | None:
         """Integrate up to `max_entries` sequenced entries and publish a checkpoint; None if nothing waits.
 
+        Before extending, the stored state is proved to be the tree last signed: the latest checkpoint
+        verifies under the log's key and is the one this process signed last (if it signed any), the tree
+        row and the right-edge tiles reproduce its root (`tilecheck.verify_edge`). After extending, the
+        new root is recomputed independently and proved consistent with the old one
+        (`tilecheck.verify_extension`). Any failure records a halt and raises IntegrationHalted: nothing
+        is signed, witnessed or timestamped until an audit passes or an operator resumes. While halted,
+        this raises IntegrationHalted at once; deposits keep being sequenced and wait.
+
         Reads happen outside the write transaction and signing too, so sequencing is not blocked while
         the checkpoint is signed; the final write is compare-and-set on the size it started from.
         """
+        halt = self.halts.current(fresh=True)
+        if halt is not None:
+            raise IntegrationHalted(halt.reason, extra={"halt": halt.to_json()})
         with self.engine.connect() as conn:
-            size, _root = conn.execute(select(LogTree.size, LogTree.root_hash).where(LogTree.id == 1)).one()
+            size, tree_root = conn.execute(select(LogTree.size, LogTree.root_hash).where(LogTree.id == 1)).one()
             target = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
             target = min(target, size + max_entries)
             if target <= size:
                 return None
-            data = conn.execute(select(LogEntry.data).where(LogEntry.idx >= size, LogEntry.idx < target)
-                                .order_by(LogEntry.idx)).scalars().all()
-            if len(data) != target - size:
-                raise RuntimeError(f"log entries {size}..{target} are not contiguous: found {len(data)}")
+            latest = conn.execute(select(CheckpointRow.seq, CheckpointRow.size, CheckpointRow.root_hash,
+                                         CheckpointRow.note, CheckpointRow.chain)
+                                  .order_by(CheckpointRow.seq.desc()).limit(1)).first()
+            data = conn.execute(select(LogEntry.idx, LogEntry.data).where(LogEntry.idx >= size, LogEntry.idx < target)
+                                .order_by(LogEntry.idx)).all()
             edge = self._load_tiles(conn, [(c.level, c.index) for c in tiles.right_edge_tiles(size)])
-        hash_leaf = self.hasher.hash_leaf
-        update_ = tiles.update_tiles(self.hasher, size, edge.values(), [hash_leaf(d) for d in data])
-        return self._publish(target, update_.root, update_.tiles, size)
+        try:
+            old_root = self._check_signed_state(size, tree_root, latest)
+            leaves = _contiguous_leaves(data, size, target)
+            frontier = tilecheck.verify_edge(self.hasher, size, edge.values(), old_root)
+            hash_leaf = self.hasher.hash_leaf
+            leaf_hashes = [hash_leaf(d) for d in leaves]
+            update_ = tiles.update_tiles(self.hasher, size, edge.values(), leaf_hashes)
+            merged = dict(edge)
+            merged.update({(t.level, t.index): t for t in update_.tiles})
+            tilecheck.verify_extension(self.hasher, size, old_root, frontier, leaf_hashes, update_.root, merged)
+        except (TamperFound, EvidenceError, ValueError, KeyError, IndexError) as e:
+            reason = e.diagnostics() if isinstance(e, EvidenceError) else str(e)
+            halt = self.halts.raise_halt(size, reason)
+            raise IntegrationHalted(reason, extra={"halt": halt.to_json()}) from e
+        return self._publish(target, update_.root, update_.tiles, size, latest)
 
-    def _publish(self, size: int, root: bytes, changed: Iterable[tiles.Tile], old_size: int
-                 ) -> PublishedCheckpoint | None:
+    def _check_signed_state(self, size: int, tree_root: bytes, latest: Any) -> bytes:
+        """The signed root of the tree the integrator is about to extend; TamperFound if storage disagrees."""
+        if latest is None:
+            raise TamperFound("no checkpoint is stored: the log has nothing signed to extend")
+        try:
+            verified = verify_checkpoint(latest.note, [self.verifier])
+        except EvidenceError as e:
+            raise TamperFound(f"checkpoints/seq {latest.seq}: the log's signature does not verify "
+                              f"({e.diagnostics()})") from e
+        signed = verified.checkpoint
+        if signed.origin != self.origin:
+            raise TamperFound(f"checkpoints/seq {latest.seq}: origin {signed.origin!r}, want {self.origin!r}")
+        if (latest.size, bytes(latest.root_hash)) != (signed.size, signed.root_hash):
+            raise TamperFound(f"checkpoints/seq {latest.seq}: row says size {latest.size} root "
+                              f"{bytes(latest.root_hash).hex()}, its signed note says size {signed.size} "
+                              f"root {signed.root_hash.hex()}")
+        self._check_high_water(latest)
+        if (size, bytes(tree_root)) != (signed.size, signed.root_hash):
+            raise TamperFound(f"log_tree: got size {size} root {bytes(tree_root).hex()}, want the signed "
+                              f"size {signed.size} root {signed.root_hash.hex()}")
+        return signed.root_hash
+
+    def _check_high_water(self, latest: Any) -> None:
+        """The stored checkpoints still hold the last one this home signed (see integrity.HighWater)."""
+        mark = self.high_water.read()
+        if mark is None:
+            return
+        seq, size, digest = mark
+        if seq < 0:
+            raise TamperFound(f"{self.high_water.path}: unreadable high-water mark")
+        if latest.seq < seq:
+            raise TamperFound(f"checkpoints: the latest stored is seq {latest.seq}, but this home signed seq {seq} "
+                              f"(size {size}): checkpoints were deleted or the log rolled back")
+        with self.engine.connect() as conn:
+            note = conn.execute(select(CheckpointRow.note).where(CheckpointRow.seq == seq)).scalar()
+        if not isinstance(note, str) or hashlib.sha256(note.encode()).hexdigest() != digest:
+            raise TamperFound(f"checkpoints/seq {seq}: not the checkpoint this home signed at size {size}")
+
+    def _publish(self, size: int, root: bytes, changed: Iterable[tiles.Tile], old_size: int,
+                 previous: Any = None) -> PublishedCheckpoint | None:
         body = Checkpoint(self.origin, size, root).to_text()
         note = self.signer.sign(body)
+        seq = 0 if previous is None else previous.seq + 1
+        prev_chain = None if previous is None or previous.chain is None else bytes(previous.chain)
+        chain = chain_link(self.chain_key, prev_chain, seq, note) if self.chain_key is not None else None
         now = datetime.now(UTC)
         with writer_priority(), self.engine.begin() as conn:  # checkpoints keep pace with intake on SQLite
             if size > 0:
@@ -252,8 +335,9 @@ class Log:
                     return None
                 self._store_tiles(conn, list(changed))
             cp_id = conn.execute(insert(CheckpointRow).values(
-                size=size, root_hash=root, note=note, created_at=now,
+                seq=seq, chain=chain, size=size, root_hash=root, note=note, created_at=now,
                 witnessed=False, timestamped=False).returning(CheckpointRow.id)).scalar_one()
+        self.high_water.write(seq, size, note)
         published = PublishedCheckpoint(cp_id, size, root, note, now)
         with self._integrated:
             self._integrated.notify_all()
@@ -265,11 +349,24 @@ class Log:
         return published
 
     def _load_tiles(self, conn: Connection, coords: Sequence[tuple[int, int]]) -> dict[tuple[int, int], tiles.Tile]:
+        """The stored tiles at `coords`; TamperFound if one is missing or is not a well-formed tile."""
         if not coords:
             return {}
         rows = conn.execute(select(TileRow.level, TileRow.idx, TileRow.hashes, TileRow.inner)
                             .where(tuple_(TileRow.level, TileRow.idx).in_(list(coords)))).all()
-        return {(r.level, r.idx): tiles.Tile(r.level, r.idx, r.hashes, r.inner) for r in rows}
+        out = {}
+        for r in rows:
+            if not isinstance(r.hashes, bytes | memoryview) or not isinstance(r.inner, bytes | memoryview):
+                raise TamperFound(f"log_tiles/{r.level}/{r.idx}: got {type(r.hashes).__name__}/"
+                                  f"{type(r.inner).__name__}, want bytes")
+            try:
+                out[(r.level, r.idx)] = tiles.Tile(r.level, r.idx, bytes(r.hashes), bytes(r.inner))
+            except EvidenceError as e:
+                raise TamperFound(f"log_tiles/{r.level}/{r.idx}: {e.diagnostics()}") from e
+        missing = [c for c in coords if c not in out]
+        if missing:
+            raise TamperFound(f"log_tiles: right-edge tile(s) {missing} are not stored")
+        return out
 
     def _store_tiles(self, conn: Connection, changed: list[tiles.Tile]) -> None:
         if not changed:
@@ -389,6 +486,23 @@ class Log:
         return bytes(row[0][:want * 32])
 
 
+def _contiguous_leaves(rows: Sequence[Any], start: int, end: int) -> list[bytes]:
+    """The leaf data of entries [start, end) in order; TamperFound on a gap or a value that is not bytes."""
+    if len(rows) != end - start:
+        have = {r.idx for r in rows}
+        gap = next((i for i in range(start, end) if i not in have), end)
+        raise TamperFound(f"log_entries/{gap}: missing (entries {start}..{end - 1} were sequenced, "
+                          f"{len(rows)} are stored)")
+    out = []
+    for i, r in enumerate(rows):
+        if r.idx != start + i:
+            raise TamperFound(f"log_entries/{start + i}: missing (found {r.idx} in its place)")
+        if not isinstance(r.data, bytes | memoryview):
+            raise TamperFound(f"log_entries/{r.idx}: data is {type(r.data).__name__}, want bytes")
+        out.append(bytes(r.data))
+    return out
+
+
 def _placeholders(conn: Connection, sql: str) -> str:
     """Driver-level SQL written with `%s` placeholders, in the driver's own style (sqlite3 takes `?`)."""
     return sql if conn.dialect.paramstyle in ("format", "pyformat") else sql.replace("%s", "?")
@@ -441,6 +555,9 @@ class Integrator(threading.Thread):
                     continue
                 self._wake.wait(self.interval_s)
                 self._wake.clear()
+            except IntegrationHalted:
+                # Logged once, loudly, when the halt was raised; look again now and then for its clearing.
+                self._stop_event.wait(HALT_POLL_S)
             except Exception:
                 log.exception("integration failed; retrying")
                 self._stop_event.wait(1.0)
@@ -451,7 +568,9 @@ def integrator_lock_for(engine: Engine, home: Path) -> IntegratorLock:
 
 
 def integrate_all(the_log: Log, max_entries: int) -> int:
-    """Integrate everything sequenced so far (used by tests, the CLI and the demo)."""
+    """Integrate everything sequenced so far (used by tests, the CLI and the demo).
+
+    Raises IntegrationHalted when the stored tree fails its checks (or already had)."""
     n = 0
     while the_log.integrate(max_entries) is not None:
         n += 1

@@ -74,16 +74,52 @@ class TileRow(Base):
 
 
 class CheckpointRow(Base):
-    """A published checkpoint: body (what is signed) and the note with the log's signatures."""
+    """A published checkpoint: body (what is signed) and the note with the log's signatures.
+
+    `seq` numbers checkpoints 0, 1, 2... in publication order, and `chain` is HMAC-SHA256 under the home's
+    chain key of (previous chain, seq, SHA-256 of the note), so the audit sees a checkpoint deleted,
+    reordered or renumbered (see depository/integrity.py).
+    """
 
     __tablename__ = "checkpoints"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
+    chain: Mapped[bytes | None] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False, unique=True)
     root_hash: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
     note: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     witnessed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     timestamped: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+
+class LogHalt(Base):
+    """Integration stopped because the stored tree failed a check before signing; open while cleared_at is NULL.
+
+    Rows are never deleted: they are the trail of what failed and who resumed integration, and why.
+    """
+
+    __tablename__ = "log_halts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cleared_by: Mapped[str | None] = mapped_column(String(255))
+    clear_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class LogAudit(Base):
+    """One run of `depository audit`: what it covered and what it found (incremental audits start here)."""
+
+    __tablename__ = "log_audits"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    from_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    tree_size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    checkpoint_seq: Mapped[int | None] = mapped_column(BigInteger)
+    findings: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class CosignatureRow(Base):

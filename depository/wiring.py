@@ -11,10 +11,12 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from depository.audit import AuditTrust
 from depository.config import Config
 from depository.content_store import ContentStore
 from depository.db import make_engine, migrate
 from depository.deposits import Deposits
+from depository.integrity import HIGH_WATER_FILE, HighWater, init_chain_key, link_unchained, load_chain_key
 from depository.keys import LogKeys, init_log_keys, load_log_keys
 from depository.log import Integrator, Log, PublishedCheckpoint, integrator_lock_for
 from depository.tenants import Tenants
@@ -145,10 +147,13 @@ def init_home(config: Config) -> LogKeys:
     keys = init_log_keys(config.keys_dir, config.log_origin)
     init_tsa_material(config.home, "Depository TSA")  # the built-in TSA's CA and certificate
     init_packet_material(config.home)  # the packet signer's CA, certificate and CRL
+    chain_key = init_chain_key(config.keys_dir)
     migrate(config.effective_database_url)
     engine = make_engine(config.effective_database_url)
     try:
-        Log(engine, keys).initialize()
+        Log(engine, keys, verifier=keys.ed25519.verifier(), chain_key=chain_key,
+            high_water=HighWater(config.home / HIGH_WATER_FILE)).initialize()
+        link_unchained(engine, chain_key)  # checkpoints of a home made before the chain existed
     finally:
         engine.dispose()
     return keys
@@ -157,7 +162,8 @@ def init_home(config: Config) -> LogKeys:
 def build_services(config: Config, *, notary: bool = True) -> Services:
     engine = make_engine(config.effective_database_url)
     keys = load_log_keys(config.keys_dir, config.log_origin)
-    the_log = Log(engine, keys, max_pending_entries=config.max_pending_entries)
+    the_log = Log(engine, keys, verifier=keys.ed25519.verifier(), chain_key=load_chain_key(config.keys_dir),
+                  high_water=HighWater(config.home / HIGH_WATER_FILE), max_pending_entries=config.max_pending_entries)
     the_log.initialize()
     services = Services(
         config=config, engine=engine, keys=keys, log=the_log, tenants=Tenants(engine),
@@ -183,3 +189,16 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
 
     attach_monitoring(services)
     return services
+
+
+def audit_trust(config: Config, keys: LogKeys) -> AuditTrust:
+    """What `depository audit` verifies against: the log's keys, the chain key, the policy, the TSA roots."""
+    from depository.notary import load_policy, tsa_ca_path
+
+    policy = load_policy(config.witness_policy_file, keys.origin)[0] if config.witness_policy_file else None
+    try:
+        tsa_ca = tsa_ca_path(config.home).read_bytes()
+    except OSError:
+        tsa_ca = None
+    return AuditTrust(origin=keys.origin, log_verifiers=[keys.ed25519.verifier(), keys.sm2.verifier()],
+                      chain_key=load_chain_key(config.keys_dir), policy=policy, tsa_ca_pem=tsa_ca)

@@ -4,6 +4,8 @@
     ├── FormatError               text or bytes that do not parse (a note, a key, a proof, a leaf)
     └── VerificationError         parsed fine, but a check failed (signature, proof, imprint)
         ├── ProofError            a Merkle inclusion/consistency proof does not verify
+        │   └── RootMismatch      a recomputed root is not the trusted one (`got`, `want`)
+        ├── TileMismatch          a stored tile's inner nodes do not rehash from its hashes
         └── SignatureError        a note, cosignature or token signature does not verify
 """
 
@@ -32,3 +34,20 @@ class ProofError(VerificationError):
 
 class SignatureError(VerificationError):
     """A signature does not verify against the given key."""
+
+
+class RootMismatch(ProofError):
+    """A tree root recomputed from stored or proven data is not the root it must equal.
+
+    `got` is the recomputed root, `want` the signed (or otherwise trusted) one; `what` names the tree.
+    """
+
+    def __init__(self, what: str, got: bytes, want: bytes) -> None:
+        super().__init__(f"{what}: got root {got.hex()}, want {want.hex()}")
+        self.what = what
+        self.got = got
+        self.want = want
+
+
+class TileMismatch(VerificationError):
+    """A stored tile's inner nodes do not rehash from its served hashes (the tile was altered)."""

@@ -314,6 +314,15 @@ def edge_root(hasher: Hasher, size: int, edge: Iterable[Tile]) -> bytes:
     Requires `edge` to hold the tiles of `right_edge_tiles(size)`, at least that wide, and no others
     (ValueError otherwise); the frontier nodes are read from the tiles' inner levels, not rehashed.
     """
+    return fold_right(hasher, edge_frontier(size, edge))
+
+
+def edge_frontier(size: int, edge: Iterable[Tile]) -> list[bytes]:
+    """The compact range of a tree of `size` (its perfect subtrees, largest first) read from its edge tiles.
+
+    Same requirements as `edge_root`; `merkle.CompactRange(hasher, size, edge_frontier(size, edge))` resumes
+    the tree without the tiles.
+    """
     by_level = _check_edge(size, edge)
     frontier: list[bytes] = []
     for coord in reversed(right_edge_tiles(size)):
@@ -322,7 +331,7 @@ def edge_root(hasher: Hasher, size: int, edge: Iterable[Tile]) -> bytes:
         for r in range(TILE_HEIGHT - 1, -1, -1):
             if w >> r & 1:
                 frontier.append(tile.node(r, (w >> r) - 1))
-    return fold_right(hasher, frontier)
+    return frontier
 
 
 def _check_edge(size: int, edge: Iterable[Tile]) -> dict[int, Tile]:

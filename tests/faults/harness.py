@@ -33,6 +33,7 @@ from depository.wiring import build_services
 from evidence import merkle
 from evidence.checkpoint import SignedCheckpoint
 from evidence.leaf import LeafData
+from tests.logfill import trust
 from tests.procs import run_cli
 
 
@@ -137,7 +138,7 @@ def verify_after_fault(env: dict[str, str], acked: dict[str, dict[str, Any]], la
         for cp in cps[1:-1]:
             proof = s.log.consistency_proof(cp.size, latest.size)
             merkle.verify_consistency(merkle.SHA256, cp.size, latest.size, proof, cp.root_hash, latest.root_hash)
-        rep = audit(s.engine, s.keys)
+        rep = audit(s.engine, trust(s))
         assert rep.ok, rep.problems
     finally:
         s.close()

@@ -19,6 +19,7 @@ from depository.config import load_config
 from depository.models import DepositRow, LogEntry
 from depository.wiring import build_services
 from evidence.leaf import LeafData
+from tests.logfill import trust
 from tests.procs import Proc, cli_env, free_port, run_cli
 
 
@@ -84,7 +85,7 @@ def test_sigkill_during_batch_load_loses_no_acknowledged_deposit(tmp_path: Path,
                 assert leaf.id == dep_id and leaf.sha256.hex() == d["sha256"] and leaf.sm3.hex() == d["sm3"]
                 found += 1
             assert n_entries == len(entries)  # each identity exactly once
-            rep = audit(s.engine, s.keys)
+            rep = audit(s.engine, trust(s))
             assert rep.ok, rep.problems
             print(f"acknowledged {len(acked)}, found {found}, log entries {n_entries}, tree {rep.tree_size}")
             assert found == len(acked)

@@ -14,6 +14,7 @@ from depository.config import load_config
 from depository.wiring import build_services
 from evidence import merkle
 from evidence.checkpoint import SignedCheckpoint
+from tests.logfill import trust
 from tests.procs import Proc, cli_env, free_port, run_cli
 
 
@@ -52,7 +53,7 @@ def test_two_servers_one_postgres_never_fork(tmp_path: Path, pg_url: str) -> Non
         s = build_services(load_config(env=env), notary=False)
         try:
             assert s.log.wait_for_size(len(acked), 30)
-            rep = audit(s.engine, s.keys)
+            rep = audit(s.engine, trust(s))
             assert rep.ok, rep.problems
             assert rep.tree_size == len(acked) == len(set(acked)) == 4800
             # every checkpoint is consistent with the latest
