@@ -16,9 +16,10 @@ from depository.config import Config
 from depository.content_store import ContentStore
 from depository.db import make_engine, migrate
 from depository.deposits import Deposits
+from depository.integrator import Integrator, integrator_lock_for
 from depository.integrity import HIGH_WATER_FILE, HighWater, init_chain_key, link_unchained, load_chain_key
 from depository.keys import LogKeys, init_log_keys, load_log_keys
-from depository.log import Integrator, Log, PublishedCheckpoint, integrator_lock_for
+from depository.log import Log, PublishedCheckpoint
 from depository.tenants import Tenants
 
 log = logging.getLogger(__name__)

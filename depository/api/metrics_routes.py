@@ -24,8 +24,8 @@ from flask import Blueprint, Response, current_app
 from sqlalchemy import func, select, text
 
 from depository.db import is_postgres
+from depository.integrator import integrator_lock_for
 from depository.integrator_lock import ADVISORY_LOCK_KEY
-from depository.log import integrator_lock_for
 from depository.models import CheckpointRow, LogEntry, TenantRow
 
 bp = Blueprint("metrics", __name__)
