@@ -18,9 +18,13 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from depository.api.auth import principal
+from depository.api.params import json_object as _json_object
+from depository.api.params import paging as _paging
 from depository.errors import BadRequest, ValidationFailed
+from depository.inputs import storable_text
 from depository.monitoring.service import Monitoring, alert_json
 from depository.monitoring.watches import watch_json
+from depository.monitoring.workflow import STATUSES
 from depository.wiring import Services
 
 bp = Blueprint("monitoring", __name__)
@@ -35,23 +39,6 @@ def _services() -> Services:
 def _monitoring() -> Monitoring:
     m: Monitoring = _services().monitoring
     return m
-
-
-def _json_object() -> dict[str, Any]:
-    try:
-        obj = json.loads(request.get_data(cache=True) or b"null")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"request body is not valid JSON: {e}") from e
-    if not isinstance(obj, dict):
-        raise BadRequest("the body must be a JSON object")
-    return obj
-
-
-def _paging() -> tuple[int, int]:
-    try:
-        return int(request.args.get("limit", "100")), int(request.args.get("offset", "0"))
-    except ValueError as e:
-        raise BadRequest("limit and offset must be integers") from e
 
 
 def _created(body: dict[str, Any], location: str) -> Response:
@@ -117,7 +104,7 @@ def create_scan() -> Response:
         return jsonify({"source": "upload", "filename": upload.filename, "matches": matches})
     obj = _json_object()
     url = obj.get("url")
-    if set(obj) - {"url"} or not isinstance(url, str) or not url:
+    if set(obj) - {"url"} or not isinstance(url, str) or not url or len(url) > 4096 or not storable_text(url):
         raise ValidationFailed('send {"url": "<suspect page>"} or a multipart file')
     try:
         m.fetcher._check_url(url)
@@ -132,7 +119,10 @@ def create_scan() -> Response:
 def list_alerts() -> Response:
     p = principal("read")
     limit, offset = _paging()
-    rows = _monitoring().alerts(p.tenant_id, status=request.args.get("status"), limit=limit, offset=offset)
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    rows = _monitoring().alerts(p.tenant_id, status=status, limit=limit, offset=offset)
     return jsonify({"alerts": [alert_json(r) for r in rows]})
 
 

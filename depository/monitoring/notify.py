@@ -32,6 +32,7 @@ from standardwebhooks.webhooks import Webhook
 
 from depository.deposits import rfc3339_ms
 from depository.errors import NotFound, ValidationFailed
+from depository.inputs import storable_text
 from depository.monitoring.fetcher import FetchError
 from depository.monitoring.models import AlertRow, DeliveryLogRow, DeliveryRow, EndpointRow
 
@@ -76,8 +77,8 @@ class Notifier:
 
     def create_endpoint(self, tenant_id: str, channel: str, target: Any) -> tuple[Any, str | None]:
         """A webhook URL (returns its secret, shown once) or an email address."""
-        if not isinstance(target, str) or not 0 < len(target) <= 4096:
-            raise ValidationFailed("the target must be a string of 1 to 4096 characters")
+        if not isinstance(target, str) or not 0 < len(target) <= 4096 or not storable_text(target):
+            raise ValidationFailed("the target must be a string of 1 to 4096 printable characters")
         secret = None
         if channel == "webhook":
             parts = urlsplit(target)
