@@ -41,6 +41,9 @@ class Config(BaseModel):
     notary_retry_max_s: float = 60.0
     run_integrator: bool = True
     fetch_allow_cidrs: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For / -Proto / -Host are believed (depository/proxies.py), as
+    # networks: ["127.0.0.1/32", "10.0.0.0/8"]. Empty: the peer address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
     smtp_url: str | None = None
     # Infringement monitoring (depository/monitoring/): fetch limits, scheduling, notifications.
     fetch_timeout_s: float = 10.0  # whole fetch of one resource (connect, headers, body)
@@ -75,6 +78,18 @@ class Config(BaseModel):
             raise ValueError("must be positive")
         return v
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for c in v:
+            try:
+                ipaddress.ip_network(c.strip(), strict=False)
+            except ValueError as e:
+                raise ValueError(f"trusted_proxies: {c!r} is not a network such as 10.0.0.0/8") from e
+        return v
+
     @field_validator("log_format")
     @classmethod
     def _log_format(cls, v: str) -> str:
@@ -95,7 +110,7 @@ class Config(BaseModel):
         return self.home / "content"
 
 
-_LIST_FIELDS = {"tsa_urls", "fetch_allow_cidrs"}
+_LIST_FIELDS = {"tsa_urls", "fetch_allow_cidrs", "trusted_proxies"}
 # DEPOSITORY_* variables that belong to clients or to the test harness, not to the server's settings.
 NOT_SETTINGS = {"api_key", "server", "shared_dir"}
 
