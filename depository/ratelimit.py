@@ -1,13 +1,23 @@
 """Per-key rate limits: a token bucket in-process, or a shared fixed window in Redis when configured
-(so N API processes enforce one limit together)."""
+(so N API processes enforce one limit together).
+
+When Redis is unreachable the shared limiter falls back to the in-process bucket (`FailoverRateLimiter`)
+instead of failing the request (issue 21: every deposit answered 500 while Redis was stopped, though
+docs/deploy.md promises that intake goes on). Each process then enforces the limit on its own, so a key
+can get up to N times its rate from N processes until Redis is back; /healthz says so. Redis is tried
+again after `RETRY_S`, so a dead Redis costs one failed connect per interval, not one per request.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
 from depository.errors import RateLimited
+
+log = logging.getLogger(__name__)
 
 
 class LocalRateLimiter:
@@ -43,3 +53,56 @@ class RedisRateLimiter:
         count, _ = pipe.execute()
         if int(count) > self.limit:
             raise RateLimited(f"rate limit of {self.limit} requests/s exceeded", retry_after=1)
+
+
+class FailoverRateLimiter:
+    """The shared Redis limiter while Redis answers, the local one while it does not."""
+
+    RETRY_S = 5.0
+
+    def __init__(self, shared: RedisRateLimiter, local: LocalRateLimiter) -> None:
+        self.shared = shared
+        self.local = local
+        self._down_since: float | None = None
+        self._retry_at = 0.0
+        self._lock = threading.Lock()
+
+    def check(self, key: str, cost: int = 1) -> None:
+        import redis
+
+        if self._down_since is None or time.monotonic() >= self._retry_at:
+            try:
+                self.shared.check(key, cost)
+            except redis.RedisError as e:
+                self._went_down(e)
+            else:
+                self._came_back()
+                return
+        self.local.check(key, cost)
+
+    def _went_down(self, e: Exception) -> None:
+        now = time.monotonic()
+        with self._lock:
+            first = self._down_since is None
+            if first:
+                self._down_since = now
+            self._retry_at = now + self.RETRY_S
+        if first:
+            log.warning("Redis unreachable (%s): rate limits are enforced per process until it is back",
+                        type(e).__name__)
+
+    def _came_back(self) -> None:
+        if self._down_since is None:
+            return
+        with self._lock:
+            was, self._down_since = self._down_since, None
+        if was is not None:
+            log.warning("Redis is back: rate limits are shared again")
+
+    def health(self) -> dict[str, Any]:
+        down = self._down_since
+        if down is None:
+            return {"status": "ok", "mode": "shared"}
+        return {"status": "degraded", "mode": "local",
+                "detail": "Redis unreachable: each process enforces the rate limit on its own",
+                "since_s": round(time.monotonic() - down, 1)}

@@ -129,6 +129,9 @@ class Services:
                 checks["redis"] = {"status": "ok"}
             except Exception as e:
                 checks["redis"] = {"status": "error", "detail": type(e).__name__}
+        limiter_health = getattr(self.rate_limiter, "health", None)
+        if limiter_health is not None:
+            checks["rate_limit"] = limiter_health()
         if self.notary is not None:
             try:
                 checks.update(self.notary.health())
@@ -175,12 +178,13 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
 
         services.redis = redis.Redis.from_url(config.redis_url)
     if config.rate_limit_per_second > 0:
-        from depository.ratelimit import LocalRateLimiter, RedisRateLimiter
+        from depository.ratelimit import FailoverRateLimiter, LocalRateLimiter, RedisRateLimiter
 
+        local = LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
         services.rate_limiter = (
-            RedisRateLimiter(services.redis, config.rate_limit_per_second, config.rate_limit_burst)
-            if services.redis is not None
-            else LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
+            FailoverRateLimiter(RedisRateLimiter(services.redis, config.rate_limit_per_second,
+                                                 config.rate_limit_burst), local)
+            if services.redis is not None else local)
     if notary and (config.tsa_urls or config.witness_policy_file):
         from depository.notary import build_notary
 
