@@ -146,7 +146,8 @@ def init_home(config: Config) -> LogKeys:
     from depository.packets import init_packet_material
     from notary_bridge.tsa_server import init_tsa_material
 
-    config.home.mkdir(parents=True, exist_ok=True)
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.home.chmod(0o700)  # keys, the database and stored content live here: the service's alone
     keys = init_log_keys(config.keys_dir, config.log_origin)
     init_tsa_material(config.home, "Depository TSA")  # the built-in TSA's CA and certificate
     init_packet_material(config.home)  # the packet signer's CA, certificate and CRL

@@ -196,6 +196,14 @@ def create_webhook() -> Response:
     return _created(_endpoint_json(row, secret), f"/v1/webhooks/{row.id}")
 
 
+@bp.post("/v1/webhooks/<endpoint_id>/rotate-secret")
+def rotate_webhook_secret(endpoint_id: str) -> Response:
+    """A new signing secret, shown once; deliveries from now on are signed with it."""
+    p = principal("deposit")
+    row, secret = _monitoring().notifier.rotate_secret(p.tenant_id, endpoint_id)
+    return jsonify(_endpoint_json(row, secret))
+
+
 @bp.post("/v1/alert-emails")
 def create_alert_email() -> Response:
     p = principal("deposit")
@@ -296,6 +304,9 @@ def _openapi_paths() -> dict[str, Any]:
             "get": op("The tenant's webhook endpoints", ok(obj))},
         "/v1/webhooks/{endpoint_id}": {"delete": op("Remove a webhook endpoint", deleted, 404,
                                                     parameters=[endpoint_id])},
+        "/v1/webhooks/{endpoint_id}/rotate-secret": {"post": op(
+            "Replace the endpoint's signing secret (the new one is shown once)", ok(obj), 404,
+            parameters=[endpoint_id])},
         "/v1/alert-emails": {
             "post": op("Add an alert email address", ok(obj, "the endpoint", "201"), 400, 422, requestBody={
                 **json_body({"type": "object", "required": ["address"], "additionalProperties": False,

@@ -152,6 +152,10 @@ class Monitoring:
             self.refresh()
         except Exception:  # the scheduler must still start; the next scan retries the load
             log.exception("loading monitoring fingerprints failed")
+        try:
+            self.notifier.seal_plain_secrets()  # endpoints made before secrets were sealed at rest
+        except Exception:
+            log.exception("sealing webhook secrets failed")
         self.watches.start()
 
     def stop(self) -> None:
@@ -381,7 +385,7 @@ class Monitoring:
             stored = True
         else:
             path = self.captures_dir / tenant_id / f"{dep_id}.warc.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(warc)
