@@ -44,6 +44,8 @@ class Config(BaseModel):
     # Reverse proxies whose X-Forwarded-For / -Proto / -Host are believed (depository/proxies.py), as
     # networks: ["127.0.0.1/32", "10.0.0.0/8"]. Empty: the peer address is the client's.
     trusted_proxies: tuple[str, ...] = ()
+    # Public /verify: hash lookups and packet checks per client address and minute (per API process).
+    verify_per_minute: int = 30
     smtp_url: str | None = None
     # Infringement monitoring (depository/monitoring/): fetch limits, scheduling, notifications.
     fetch_timeout_s: float = 10.0  # whole fetch of one resource (connect, headers, body)
@@ -71,7 +73,8 @@ class Config(BaseModel):
             raise ValueError("log_origin must be non-empty, without spaces or '+'")
         return v
 
-    @field_validator("batch_max_entries", "batch_interval_ms", "max_upload_bytes", "max_batch_deposits")
+    @field_validator("batch_max_entries", "batch_interval_ms", "max_upload_bytes", "max_batch_deposits",
+                     "verify_per_minute")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:

@@ -1,5 +1,7 @@
 """Public `/verify`: check a packet (and optionally the original) against the home's trust material, or
-look up whether a hash is deposited. No sign-in; nothing about the depositor is shown.
+look up whether a deposit (its id, as the packet prints it) has a given hash. No sign-in; nothing about
+the depositor is shown. A hash alone is never looked up (it would be a public existence-and-time oracle,
+issue 21), and both forms are rate-limited per client address (`verify_per_minute`).
 
 The trust material is what `GET /v1/log/keys` publishes (log vkey, SM2 key, witness policy, TSA root,
 packet root). A witness policy or TSA root is passed only when this depository actually uses witnesses or
@@ -10,11 +12,13 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, render_template, request
+from flask import Response, current_app, render_template, request
 
 from depository.console import queries
 from depository.console.web import public_bp, services
+from depository.errors import RateLimited
 from depository.packets import packet_material
+from depository.ratelimit import LocalRateLimiter
 from depository.wiring import Services
 from evidence.errors import EvidenceError
 from evidence.verify import Check, Trust, all_passed, verify_packet
@@ -32,27 +36,60 @@ def home_trust(s: Services) -> Trust:
                  tsa_ca_pem=tsa_ca, packet_ca_pem=ca.read_bytes() if ca.is_file() else None)
 
 
-def _lookup() -> tuple[str, str, queries.PublicAnswer | None, str | None]:
-    sha = request.args.get("sha256", "").strip()
-    dep = request.args.get("deposit", "").strip()
-    if not sha:
-        return sha, dep, None, None
-    if not HEX_RE.match(sha):
-        return sha, dep, None, "A SHA-256 hash is 64 hexadecimal characters (0-9, a-f)."
-    if dep and not ID_RE.match(dep):
-        return sha, dep, None, "That is not a deposit id."
-    return sha, dep, queries.public_lookup(services(), sha.lower(), dep or None), None
+def _limiter() -> LocalRateLimiter:
+    """One per app (so per process): lookups and packet checks per client address."""
+    ext = current_app.extensions
+    if "verify_limiter" not in ext:
+        per_minute = services().config.verify_per_minute
+        ext["verify_limiter"] = LocalRateLimiter(per_minute / 60, max(1, per_minute // 3))
+    limiter: LocalRateLimiter = ext["verify_limiter"]
+    return limiter
+
+
+def _throttled() -> int | None:
+    """Seconds to wait if this client address is over its rate, else None (and the attempt is counted)."""
+    try:
+        _limiter().check(request.remote_addr or "-")  # the real client (depository/proxies.py)
+    except RateLimited as e:
+        return e.retry_after or 1
+    return None
+
+
+def _page(status: int = 200, retry_after: int | None = None, **values: object) -> Response:
+    ctx: dict[str, object] = {"sha256": "", "deposit": "", "answer": None, "lookup_error": None, "checks": None,
+                              "verdict": None, "packet_error": None}
+    ctx.update(values)
+    resp = Response(render_template("console/verify.html", **ctx), status=status)
+    if retry_after is not None:
+        resp.headers["Retry-After"] = str(retry_after)
+    return resp
 
 
 @public_bp.get("/verify")
-def verify_page() -> str:
-    sha, dep, answer, error = _lookup()
-    return render_template("console/verify.html", sha256=sha, deposit=dep, answer=answer, lookup_error=error,
-                           checks=None, verdict=None, packet_error=None)
+def verify_page() -> Response:
+    sha = request.args.get("sha256", "").strip()
+    dep = request.args.get("deposit", "").strip()
+    if not sha and not dep:
+        return _page()
+    if not HEX_RE.match(sha):
+        return _page(422, sha256=sha, deposit=dep,
+                     lookup_error="A SHA-256 hash is 64 hexadecimal characters (0-9, a-f).")
+    if not ID_RE.match(dep):
+        return _page(422, sha256=sha, deposit=dep, lookup_error=(
+            "Enter the deposit id printed in the evidence packet (dep_...) with the hash. A hash alone is "
+            "not looked up, so that nobody can learn whether someone else deposited a document they guess."))
+    wait = _throttled()
+    if wait is not None:
+        return _page(429, wait, sha256=sha, deposit=dep,
+                     lookup_error=f"Too many lookups from your address; try again in {wait} seconds.")
+    return _page(sha256=sha, deposit=dep, answer=queries.public_lookup(services(), sha.lower(), dep))
 
 
 @public_bp.post("/verify")
 def verify_upload() -> Response:
+    wait = _throttled()
+    if wait is not None:
+        return _page(429, wait, packet_error=f"Too many checks from your address; try again in {wait} seconds.")
     packet = request.files.get("packet")
     original = request.files.get("file")
     checks: list[Check] | None = None
