@@ -46,6 +46,7 @@ class Config(BaseModel):
     trusted_proxies: tuple[str, ...] = ()
     # Public /verify: hash lookups and packet checks per client address and minute (per API process).
     verify_per_minute: int = 30
+    verify_max_packet_bytes: int = 32 * 1024 * 1024  # a packet is a few MiB; the original may be larger
     smtp_url: str | None = None
     # Infringement monitoring (depository/monitoring/): fetch limits, scheduling, notifications.
     fetch_timeout_s: float = 10.0  # whole fetch of one resource (connect, headers, body)
@@ -74,7 +75,7 @@ class Config(BaseModel):
         return v
 
     @field_validator("batch_max_entries", "batch_interval_ms", "max_upload_bytes", "max_batch_deposits",
-                     "verify_per_minute")
+                     "verify_per_minute", "verify_max_packet_bytes")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:

@@ -19,9 +19,10 @@ from depository.console.web import public_bp, services
 from depository.errors import RateLimited
 from depository.packets import packet_material
 from depository.ratelimit import LocalRateLimiter
+from depository.uploads import HashingSpool
 from depository.wiring import Services
 from evidence.errors import EvidenceError
-from evidence.verify import Check, Trust, all_passed, verify_packet
+from evidence.verify import Check, FileDigests, Trust, all_passed, verify_packet
 
 HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -90,23 +91,34 @@ def verify_upload() -> Response:
     wait = _throttled()
     if wait is not None:
         return _page(429, wait, packet_error=f"Too many checks from your address; try again in {wait} seconds.")
+    cap = services().config.verify_max_packet_bytes
+    if request.content_length is not None and request.content_length > cap + services().config.max_upload_bytes:
+        return _page(413, packet_error="The upload is larger than a packet and its original can be.")
     packet = request.files.get("packet")
     original = request.files.get("file")
     checks: list[Check] | None = None
     packet_error = None
+    status = 422
+    with_file = original is not None and bool(original.filename)
     if packet is None or not packet.filename:
         packet_error = "Choose the evidence packet (a PDF) to check."
+    elif not isinstance(packet.stream, HashingSpool) or packet.stream.hasher.size > cap:
+        # Both parts were streamed to disk while they arrived (uploads.HashingSpool): only a packet of a
+        # packet's size is ever read into memory, the original never is -- its digests are compared.
+        packet_error = f"An evidence packet is at most {cap // (1 << 20)} MiB; this file is larger."
+        status = 413
     else:
-        pdf = packet.stream.read()
-        data = original.stream.read() if original is not None and original.filename else None
+        spool: HashingSpool = packet.stream
+        spool.file.seek(0)
+        pdf = spool.file.read()
+        data: FileDigests | None = None
+        if with_file and original is not None and isinstance(original.stream, HashingSpool):
+            h = original.stream.hasher
+            data = FileDigests(h.sha256, h.sm3, h.size)
         try:
             checks = verify_packet(pdf, file=data, trust=home_trust(services()))
         except EvidenceError as e:
             packet_error = f"This file is not a readable evidence packet: {e.diagnostics()}"
     verdict = None if checks is None else all_passed(checks)
-    status = 200 if packet_error is None else 422
-    return Response(render_template("console/verify.html", sha256="", deposit="", answer=None,
-                                    lookup_error=None, checks=checks, verdict=verdict,
-                                    packet_error=packet_error,
-                                    with_file=bool(original is not None and original.filename)),
-                    status=status)
+    return _page(200 if packet_error is None else status, checks=checks, verdict=verdict,
+                 packet_error=packet_error, with_file=with_file)
