@@ -57,6 +57,9 @@ class Config(BaseModel):
     monitor_workers: int = 2  # in-process fetch threads when no Redis is configured
     monitor_tick_ms: int = 1000  # how often due watches and deliveries are looked for
     monitor_max_images_per_page: int = 30
+    scan_deadline_s: float = 60.0  # a whole scan (page, feed items, images), below gunicorn's 120 s timeout
+    # POST /v1/scans per API key (each fetches up to 1 + 30 resources): a token bucket per process.
+    scan_rate_per_minute: int = 10
     watch_min_interval_s: int = 60
     webhook_max_attempts: int = 6  # then the delivery is dead-lettered
     webhook_retry_base_s: float = 2.0  # backoff: base * 2^(attempt-1)
@@ -75,7 +78,7 @@ class Config(BaseModel):
         return v
 
     @field_validator("batch_max_entries", "batch_interval_ms", "max_upload_bytes", "max_batch_deposits",
-                     "verify_per_minute", "verify_max_packet_bytes")
+                     "verify_per_minute", "verify_max_packet_bytes", "scan_rate_per_minute")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:

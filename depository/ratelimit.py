@@ -106,3 +106,47 @@ class FailoverRateLimiter:
         return {"status": "degraded", "mode": "local",
                 "detail": "Redis unreachable: each process enforces the rate limit on its own",
                 "since_s": round(time.monotonic() - down, 1)}
+
+
+class ConcurrencyLimiter:
+    """At most `limit` requests of one key running at once (per process): slow work (scans that fetch
+    31 resources, packets that sign PDFs) by one tenant cannot occupy every worker thread while another
+    tenant's deposits wait (issue 21: 8 slow scans delayed another tenant's deposit by 18 s)."""
+
+    def __init__(self, limit: int, retry_after_s: int = 5) -> None:
+        self.limit = limit
+        self.retry_after_s = retry_after_s
+        self._running: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, what: str) -> _Slot:
+        with self._lock:
+            n = self._running.get(key, 0)
+            if n >= self.limit:
+                raise RateLimited(f"at most {self.limit} {what} at a time per API key; retry shortly",
+                                  retry_after=self.retry_after_s)
+            self._running[key] = n + 1
+        return _Slot(self, key)
+
+    def _release(self, key: str) -> None:
+        with self._lock:
+            n = self._running.get(key, 1) - 1
+            if n <= 0:
+                self._running.pop(key, None)
+            else:
+                self._running[key] = n
+
+    def running(self, key: str) -> int:
+        with self._lock:
+            return self._running.get(key, 0)
+
+
+class _Slot:
+    def __init__(self, owner: ConcurrencyLimiter, key: str) -> None:
+        self._owner, self._key = owner, key
+
+    def __enter__(self) -> _Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._owner._release(self._key)

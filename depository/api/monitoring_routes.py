@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from depository.api.auth import principal
+from depository.api.params import expensive
 from depository.api.params import json_object as _json_object
 from depository.api.params import paging as _paging
 from depository.errors import BadRequest, ValidationFailed
@@ -25,6 +26,7 @@ from depository.inputs import storable_text
 from depository.monitoring.service import Monitoring, alert_json
 from depository.monitoring.watches import watch_json
 from depository.monitoring.workflow import STATUSES
+from depository.ratelimit import LocalRateLimiter
 from depository.wiring import Services
 
 bp = Blueprint("monitoring", __name__)
@@ -92,6 +94,20 @@ def create_scan() -> Response:
     (multipart `file`: matched only -- there is no page to capture)."""
     p = principal("deposit")
     m = _monitoring()
+    with expensive(p.key_id, "scans", _scan_rate()):
+        return _scan(p, m)
+
+
+def _scan_rate() -> LocalRateLimiter:
+    ext = current_app.extensions
+    if "scan_rate" not in ext:
+        per_minute = _services().config.scan_rate_per_minute
+        ext["scan_rate"] = LocalRateLimiter(per_minute / 60, max(1, per_minute // 2))
+    rate: LocalRateLimiter = ext["scan_rate"]
+    return rate
+
+
+def _scan(p: Any, m: Monitoring) -> Response:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -153,7 +169,8 @@ def alert_packet(alert_id: str) -> Response:
     p = principal("proof")
     s = _services()
     row = _monitoring().alert_row(p.tenant_id, alert_id)
-    pdf = build_infringement_packet(s, row)
+    with expensive(p.key_id, "packets"):
+        pdf = build_infringement_packet(s, row)
     resp = Response(pdf, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f'attachment; filename="infringement-packet-{row.id}.pdf"'
     resp.headers["Cache-Control"] = "private, no-store"

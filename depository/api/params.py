@@ -22,6 +22,7 @@ from flask import Flask, Response, request
 
 from depository.errors import BadRequest, DepositoryError, ValidationFailed
 from depository.inputs import check_json_depth
+from depository.ratelimit import ConcurrencyLimiter, LocalRateLimiter
 
 MAX_LIMIT = 1000
 MAX_OFFSET = 10**9
@@ -70,6 +71,21 @@ def json_object() -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise ValidationFailed("the body must be a JSON object")
     return obj
+
+
+MAX_EXPENSIVE_PER_KEY = 2  # scans and packets running at once per API key, per process
+
+
+def expensive(key_id: str, what: str, rate: LocalRateLimiter | None = None) -> Any:
+    """A slot for slow work of one API key (a context manager), or 429 + Retry-After: at most
+    MAX_EXPENSIVE_PER_KEY at once, and within `rate` when given."""
+    from flask import current_app
+
+    ext = current_app.extensions
+    limiter: ConcurrencyLimiter = ext.setdefault("expensive_limiter", ConcurrencyLimiter(MAX_EXPENSIVE_PER_KEY))
+    if rate is not None:
+        rate.check(key_id)
+    return limiter.acquire(key_id, what)
 
 
 def init_app(app: Flask) -> None:

@@ -205,10 +205,14 @@ class Fetcher:
     # ---- public ------------------------------------------------------------------------------------
 
     def get(self, url: str, *, max_bytes: int | None = None, check_robots: bool = True,
-            accept: str = "*/*") -> FetchResult:
-        """GET `url`, following checked redirects; FetchError unless the final answer is 2xx."""
+            accept: str = "*/*", deadline: float | None = None) -> FetchResult:
+        """GET `url`, following checked redirects; FetchError unless the final answer is 2xx. `deadline`
+        (time.monotonic()) cuts the fetch's own timeout short, e.g. at the end of a whole scan's budget."""
         hops: list[tuple[str, int]] = []
-        deadline = time.monotonic() + self.timeout_s
+        own = time.monotonic() + self.timeout_s
+        deadline = own if deadline is None else min(own, deadline)
+        if deadline <= time.monotonic():
+            raise FetchError("timeout", f"no time left to fetch {url[:200]}")
         current = url
         while True:
             self._check_url(current)
