@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from depository.errors import BadRequest, DepositoryError, ValidationFailed
+from depository.errors import BadRequest, DepositoryError, PayloadTooLarge, ValidationFailed
 from depository.inputs import check_json_depth
 from depository.ratelimit import ConcurrencyLimiter, LocalRateLimiter
 
@@ -54,12 +54,23 @@ def require_json() -> None:
         raise UnsupportedMediaType(f"send application/json, not {request.mimetype or 'no content type'}")
 
 
+def body_bytes() -> bytes:
+    """The whole request body, or PayloadTooLarge. A chunked body (no Content-Length) is cut at
+    MAX_CONTENT_LENGTH by Werkzeug without a word (issue 21: a 150 MB chunked batch answered 400
+    "unexpected end of data" at 101 MiB); reaching the limit here means there was more."""
+    raw = request.get_data(cache=True)
+    limit = request.max_content_length
+    if limit is not None and request.content_length is None and len(raw) >= limit:
+        raise PayloadTooLarge(f"the request body is larger than {limit} bytes")
+    return raw
+
+
 def json_body() -> Any:
     """The body as parsed JSON: 415 for another content type, 400 when it does not parse, 422 when it
     nests too deep."""
     require_json()
     try:
-        value = orjson.loads(request.get_data(cache=True) or b"null")
+        value = orjson.loads(body_bytes() or b"null")
     except orjson.JSONDecodeError as e:
         raise BadRequest(f"request body is not valid JSON: {e}") from e
     check_json_depth(value, "the request body")

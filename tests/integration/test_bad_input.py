@@ -148,3 +148,32 @@ def test_trace_and_unknown_methods_are_described(client: Any) -> None:
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert "405" in op["responses"], (path, method)
+
+
+@pytest.mark.parametrize("route", ["/v1/deposits/batch", "/v1/deposits", "/v1/watches"])
+def test_a_chunked_body_over_the_limit_is_413_not_cut(tmp_path: Any, db_url: str, route: str) -> None:
+    """Issue 21: a chunked body (no Content-Length) was cut at the limit without a word and then failed to
+    parse (400). Now it is 413; a chunked body under the limit still works."""
+    import io
+
+    from tests.integration.test_sign_in_throttle import _make
+
+    _, services, app = _make(tmp_path, db_url, max_upload_bytes=1 << 20)
+    try:
+        client = app.test_client()
+        _, key = services.tenants.create("Platform")
+        item = '{"kind": "other", "sha256": "' + "ab" * 32 + '", "sm3": "' + "cd" * 32 + '"}'
+        big = ('{"deposits": [' + ", ".join([item] * 20000) + "]}").encode()
+        assert len(big) > app.config["MAX_CONTENT_LENGTH"]
+
+        def chunked(body: bytes) -> Any:  # as gunicorn hands a chunked request to the app
+            environ = {"wsgi.input_terminated": True, "CONTENT_LENGTH": None, "HTTP_TRANSFER_ENCODING": "chunked"}
+            return client.post(route, headers=auth(key), input_stream=io.BytesIO(body),
+                               content_type="application/json", environ_overrides=environ)
+
+        _problem(chunked(big), 413)
+        if route == "/v1/deposits/batch":
+            small = chunked(('{"deposits": [' + item + "]}").encode())
+            assert small.status_code == 201, small.get_data(as_text=True)
+    finally:
+        services.close()
