@@ -59,7 +59,7 @@ class Config(BaseModel):
     monitor_max_images_per_page: int = 30
     scan_deadline_s: float = 60.0  # a whole scan (page, feed items, images), below gunicorn's 120 s timeout
     # POST /v1/scans per API key (each fetches up to 1 + 30 resources): a token bucket per process.
-    scan_rate_per_minute: int = 10
+    scan_rate_per_minute: int = 30
     watch_min_interval_s: int = 60
     webhook_max_attempts: int = 6  # then the delivery is dead-lettered
     webhook_retry_base_s: float = 2.0  # backoff: base * 2^(attempt-1)
