@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app
 
 from depository.api.auth import principal
+from depository.api.params import expensive
 from depository.packets import build_packet
 from depository.wiring import Services
 
@@ -17,7 +18,8 @@ def get_packet(deposit_id: str) -> Response:
     p = principal("proof")
     s: Services = current_app.extensions["depository"]
     d = s.deposits.get(p.tenant_id, deposit_id)
-    pdf = build_packet(s, [d])
+    with expensive(p.key_id, "packets"):  # signing and timestamping a PDF: a few per key at once
+        pdf = build_packet(s, [d])
     resp = Response(pdf, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f'attachment; filename="evidence-packet-{d.id}.pdf"'
     resp.headers["Cache-Control"] = "private, no-store"
