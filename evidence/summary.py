@@ -83,6 +83,14 @@ def fmt_iso(text: str) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def tsa_label(name: str) -> str:
+    """'Demo TSA' from asn1crypto's 'Common Name: Demo TSA, Organization: …' (the common name is enough)."""
+    for part in name.split(", "):
+        if part.startswith("Common Name: "):
+            return f'"{part[len("Common Name: "):]}"'
+    return name
+
+
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
@@ -96,7 +104,8 @@ def _statement(by: dict[str, Check]) -> tuple[str, bool]:
     subject = f"Deposit {dep}" + (f" (SHA-256 {sha[:16]}…)" if sha else "")
     timed = bool(token and token.ok)
     if timed and token is not None:
-        s = f"{subject} existed no later than {fmt_iso(token.facts['gen_time'])}, per {token.facts['tsa']}"
+        s = (f"{subject} existed no later than {fmt_iso(token.facts['gen_time'])}, per the time-stamping "
+             f"authority {tsa_label(str(token.facts['tsa']))}")
     elif inclusion and inclusion.ok and log and log.ok:
         s = f"{subject} is recorded in the signed log {log.facts.get('log', '')}".rstrip()
         if leaf and leaf.ok:

@@ -142,7 +142,10 @@ class Trust:
 # --- the proof (shared by packets and bundles) -------------------------------------------------------
 
 
-def _run(name: str, explanation: str, fn: Callable[[], str | tuple[str, dict[str, Any]]]) -> Check:
+Outcome = str | tuple[str, dict[str, Any]]
+
+
+def _run(name: str, explanation: str, fn: Callable[[], Outcome]) -> Check:
     """Run one check; an EvidenceError (or a parse error) fails it with the error as detail.
 
     `fn` returns the detail, or (detail, facts) when the check establishes something the summary names.
@@ -174,7 +177,7 @@ def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust
                            "proof.json, the tlog-proof, the checkpoint and the timestamp token are copies of "
                            "the same proof.", lambda: _attachments(bundle, attachments)))
 
-    def leaf() -> str:
+    def leaf() -> Outcome:
         lf = LeafData.from_bytes(bundle.leaf_data)
         if lf.id != bundle.deposit_id:
             raise FormatError(f"leaf id {lf.id}, want deposit {bundle.deposit_id}")
@@ -199,7 +202,7 @@ def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust
                            "have the hashes recorded in the leaf.",
                            functools.partial(_file_matches, bundle.leaf_data, data, name)))
 
-    def inclusion() -> str:
+    def inclusion() -> Outcome:
         cp = SignedCheckpoint.from_text(bundle.checkpoint).checkpoint
         if bundle.tree_size != cp.size:
             raise FormatError(f"tree_size {bundle.tree_size}, but the checkpoint says {cp.size}")
@@ -281,7 +284,7 @@ def _file_matches(leaf_data: bytes, data: bytes, what: str = "the file") -> str:
     return f"SHA-256 {sha.hex()[:16]}… and SM3 {sm3.hex()[:16]}… match the leaf"
 
 
-def _log_ed25519(bundle: ProofBundle, trust: Trust) -> str:
+def _log_ed25519(bundle: ProofBundle, trust: Trust) -> Outcome:
     vkey = trust.log_vkey or bundle.log_vkey
     verify_checkpoint(bundle.checkpoint, [Ed25519Verifier.from_vkey(vkey)])
     return f"verified with {vkey.split('+')[0]}+{vkey.split('+')[1]}" + (
@@ -338,7 +341,7 @@ def _token(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
             return Check(name, False, "no timestamp token, but trust/tsa-ca.pem requires one", why)
         return absent(name, NO_TIMESTAMP, why)
 
-    def run() -> str:
+    def run() -> Outcome:
         body = SignedCheckpoint.from_text(bundle.checkpoint).body.encode()
         if trust.tsa_ca_pem:
             cas, note = [trust.tsa_ca_pem], "trusted TSA root"

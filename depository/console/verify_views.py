@@ -17,7 +17,8 @@ from depository.console.web import public_bp, services
 from depository.packets import packet_material
 from depository.wiring import Services
 from evidence.errors import EvidenceError
-from evidence.verify import Check, Trust, all_passed, verify_packet
+from evidence.summary import Summary, grouped, summarize
+from evidence.verify import Check, Trust, verify_packet
 
 HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -48,7 +49,7 @@ def _lookup() -> tuple[str, str, queries.PublicAnswer | None, str | None]:
 def verify_page() -> str:
     sha, dep, answer, error = _lookup()
     return render_template("console/verify.html", sha256=sha, deposit=dep, answer=answer, lookup_error=error,
-                           checks=None, verdict=None, packet_error=None)
+                           checks=None, summary=None, groups=None, packet_error=None)
 
 
 @public_bp.post("/verify")
@@ -66,10 +67,11 @@ def verify_upload() -> Response:
             checks = verify_packet(pdf, file=data, trust=home_trust(services()))
         except EvidenceError as e:
             packet_error = f"This file is not a readable evidence packet: {e.diagnostics()}"
-    verdict = None if checks is None else all_passed(checks)
+    with_file = bool(original is not None and original.filename)
+    summary: Summary | None = None if checks is None else summarize(checks, file_given=with_file)
     status = 200 if packet_error is None else 422
     return Response(render_template("console/verify.html", sha256="", deposit="", answer=None,
-                                    lookup_error=None, checks=checks, verdict=verdict,
-                                    packet_error=packet_error,
-                                    with_file=bool(original is not None and original.filename)),
+                                    lookup_error=None, checks=checks, summary=summary,
+                                    groups=grouped(checks) if checks is not None else None,
+                                    packet_error=packet_error, with_file=with_file),
                     status=status)
