@@ -27,12 +27,18 @@ if TYPE_CHECKING:
               help="Where to write the PDF.")
 @click.option("--tenant", help="Tenant id owning the deposits (default: found from the deposit ids).")
 @click.option("--matter", help="Matter reference printed on a matter packet's cover.")
+@click.option("--preliminary", is_flag=True,
+              help="Write a packet marked preliminary when it is not court-ready yet (no witness quorum or "
+                   "timestamp), instead of failing.")
 @click.pass_context
 def proof(ctx: click.Context, deposit_ids: tuple[str, ...], output: Path, tenant: str | None,
-          matter: str | None) -> None:
-    """Write the signed evidence packet of DEPOSIT_IDS (several ids: one matter packet)."""
+          matter: str | None, preliminary: bool) -> None:
+    """Write the signed evidence packet of DEPOSIT_IDS (several ids: one matter packet).
+
+    Court-ready only (witnessed to quorum and timestamped) unless --preliminary.
+    """
     from depository.config import load_config
-    from depository.packets import build_packet
+    from depository.packets import build_packet_status
     from depository.wiring import build_services
 
     config = load_config(home=ctx.obj.get("home") if ctx.obj else None)
@@ -42,11 +48,12 @@ def proof(ctx: click.Context, deposit_ids: tuple[str, ...], output: Path, tenant
         owners = {d.tenant_id for d in deposits}
         if len(owners) > 1:
             raise click.ClickException("the deposits belong to different tenants; a packet holds one tenant's")
-        pdf = build_packet(s, deposits, matter=matter)
+        pdf, status = build_packet_status(s, deposits, matter=matter, preliminary=preliminary)
     finally:
         s.close()
     output.write_bytes(pdf)
-    click.echo(json.dumps({"packet": str(output), "deposits": list(deposit_ids), "bytes": len(pdf)}))
+    click.echo(json.dumps({"packet": str(output), "deposits": list(deposit_ids), "bytes": len(pdf),
+                           "status": status}))
 
 
 def _find(s: Services, deposit_id: str, tenant: str | None) -> Deposit:

@@ -54,11 +54,18 @@ from reportlab.platypus import (
 
 from evidence.bundle import ProofBundle
 from evidence.checkpoint import SignedCheckpoint
-from evidence.cosignature import parse_cosignature, verify_cosignature
 from evidence.errors import EvidenceError, FormatError
 from evidence.leaf import LeafData
 from evidence.merkle import SHA256
-from evidence.policy import Policy
+from evidence.readiness import (  # noqa: F401  (re-exported: verify and tests import them from here)
+    Readiness,
+    WitnessRow,
+    packet_readiness,
+    parse_policy,
+    quorum_text,
+    readiness,
+    witness_rows,
+)
 from evidence.timestamp import TokenInfo, parse_token
 
 #: Attachment base names (SPEC.md: proof.json is "an embedded file of that name").
@@ -73,6 +80,7 @@ ORIGINAL_PREFIX = "original-"
 
 CJK_FONT = "STSong-Light"
 MONO = "Courier"
+BODY, BODY_BOLD = "Helvetica", "Helvetica-Bold"
 PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm
 FRAME_W = PAGE_W - 2 * MARGIN
@@ -229,68 +237,6 @@ def inclusion_path(index: int, size: int, leaf_hash: bytes, proof: Sequence[byte
         fn >>= 1
         sn >>= 1
     return steps
-
-
-@dataclass(frozen=True)
-class WitnessRow:
-    """A witness named by the policy and what its cosignature (if any) on the checkpoint says."""
-
-    name: str
-    key_id: str
-    time: datetime | None
-    verified: bool
-    note: str
-
-
-def witness_rows(bundle: ProofBundle, policy: Policy | None) -> tuple[list[WitnessRow], bool | None]:
-    """Each policy witness's cosignature state and whether the quorum is met (None: no policy)."""
-    if policy is None:
-        return [], None
-    signed = SignedCheckpoint.from_text(bundle.checkpoint)
-    rows, ok_names = [], set()
-    for w in policy.witnesses:
-        line = next(
-            (s.to_line() for s in signed.signatures if (s.name, s.key_id) == (w.verifier.name, w.verifier.key_id)),
-            None,
-        )
-        kid = f"{w.verifier.key_id:08x}"
-        if line is None:
-            rows.append(WitnessRow(w.name, kid, None, False, "no cosignature"))
-            continue
-        try:
-            t = verify_cosignature(signed.body, line, w.verifier)
-        except EvidenceError as e:
-            try:
-                when: datetime | None = datetime.fromtimestamp(parse_cosignature(line).timestamp, UTC)
-            except (EvidenceError, ValueError, OverflowError):
-                when = None
-            rows.append(WitnessRow(w.name, kid, when, False, e.diagnostics()))
-            continue
-        ok_names.add(w.name)
-        rows.append(WitnessRow(w.name, kid, datetime.fromtimestamp(t, UTC), True, "verified"))
-    return rows, policy.satisfied(ok_names)
-
-
-def parse_policy(text: str | None) -> Policy | None:
-    """The bundle's policy, or None when it has none (or an unparsable one: the verifier says so)."""
-    if not text:
-        return None
-    try:
-        return Policy.from_text(text)
-    except FormatError:
-        return None
-
-
-def quorum_text(policy: Policy) -> str:
-    """'2 of 3 (group "court")' style summary of the quorum line."""
-    groups = {g.name: g for g in policy.groups}
-    q = policy.quorum
-    if q == "none":
-        return "none required"
-    if q in groups:
-        g = groups[q]
-        return f"{g.threshold} of {len(g.members)} (group {q})"
-    return f"1 of 1 (witness {q})"
 
 
 def fmt_time(t: datetime | None) -> str:
@@ -666,7 +612,47 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
     return story
 
 
+def _evidence_sentences(rs: Sequence[Readiness]) -> tuple[str, str]:
+    """(what the system did for the records in this packet, why the record is reliable): only what the
+    attachments prove, never a witness or a timestamp that is not there."""
+    stamped = all(r.timestamped for r in rs)
+    witnessed = all(r.quorum_met and r.witnesses for r in rs)
+    names = sorted({w for r in rs for w in r.witnesses})
+    tsas = sorted({r.tsa_name for r in rs if r.tsa_name})
+    parts = []
+    if witnessed:
+        parts.append(f"The checkpoint{'s' if len(rs) > 1 else ''} in this packet "
+                     f"{'are' if len(rs) > 1 else 'is'} cosigned by the independent witnesses "
+                     f"{_t(', '.join(names))}, meeting the witness policy's quorum")
+    elif any(r.witnesses for r in rs):
+        parts.append("Some witnesses have cosigned, but the witness quorum is not met for every checkpoint in "
+                     "this packet")
+    else:
+        parts.append("No independent witness has cosigned the checkpoint in this packet")
+    if stamped:
+        parts.append("each checkpoint carries an RFC 3161 timestamp token"
+                     + (f" from {_t(', '.join(tsas))}" if tsas else ""))
+    else:
+        parts.append("the packet carries no RFC 3161 timestamp for "
+                     + ("any checkpoint" if not any(r.timestamped for r in rs) else "every checkpoint")
+                     + ", so the receipt time is the system's own record")
+    system = "; ".join(parts) + "."
+    if witnessed or stamped:
+        by = (f"cosigned by witnesses{' and timestamped by a time-stamping authority' if stamped else ''}"
+              if witnessed else "timestamped by a time-stamping authority")
+        reliable = ("A record cannot be altered without changing its hashes, which would break the inclusion "
+                    f"proof against a checkpoint already signed by the system and {by}, parties other than "
+                    "the operator.")
+    else:
+        reliable = ("A record cannot be altered without changing its hashes, which would break the inclusion "
+                    "proof against a checkpoint already signed by the system (Ed25519 and SM2). This packet "
+                    "carries no cosignature or timestamp by a party other than the operator.")
+    return system, reliable
+
+
 def _declaration(p: PacketInput, st: _Styles) -> list[Any]:
+    rs = packet_readiness([e.bundle for e in p.entries])
+    system_here, reliable = _evidence_sentences(rs)
     story: list[Any] = [
         Paragraph("Declaration of a qualified person", st.h2),
         Paragraph("(in the form of a certification under Federal Rules of Evidence 902(13) and 902(14))",
@@ -685,17 +671,12 @@ def _declaration(p: PacketInput, st: _Styles) -> list[Any]:
             "commitment to "
             "the metadata into an append-only Merkle tree log (RFC 6962), and publishes signed checkpoints "
             "of "
-            "that log (Ed25519 and SM2 signatures). Independent witnesses cosign checkpoints and an RFC 3161 "
-            "time-stamping authority timestamps them. These steps are automatic and happen in the regular "
-            "course of the system's operation; the records are made at or near the time of "
+            "that log (Ed25519 and SM2 signatures). " + system_here + " These steps are automatic and happen "
+            "in the regular course of the system's operation; the records are made at or near the time of "
             "receipt.", st.body),
         Paragraph(
-            "<b>The process is reliable.</b> A record cannot be altered without changing its hashes, which "
-            "would "
-            "break the inclusion proof against a checkpoint already signed, cosigned and timestamped by "
-            "parties "
-            "other than the operator. The packet is itself digitally signed (PAdES) so changes to it are "
-            "detectable.", st.body),
+            "<b>The process is reliable.</b> " + reliable + " The packet is itself digitally signed (PAdES) "
+            "so changes to it are detectable.", st.body),
         Paragraph("<b>Hash algorithms and values (FRE 902(14): identification by hash value).</b>", st.body),
     ]
     data = [[Paragraph(h, st.label) for h in ("Deposit", "SHA-256", "SM3")]]
@@ -851,17 +832,60 @@ def _comparison_page(p: PacketInput, st: _Styles) -> list[Any]:
 # --- assembly --------------------------------------------------------------------------------------
 
 
-def _footer(p: PacketInput) -> Any:
+WATERMARK = "PRELIMINARY — NOT COURT-READY"
+
+
+def status_line(rs: Sequence[Readiness]) -> str:
+    """The footer's statement of what the packet contains (every page)."""
+    if all(r.court_ready for r in rs):
+        return "Court-ready: witnessed to quorum and timestamped"
+    missing = []
+    if not all(r.timestamped for r in rs):
+        missing.append("no RFC 3161 timestamp")
+    if not all(r.quorum_met and r.witnesses for r in rs):
+        missing.append("no witness quorum")
+    return "PRELIMINARY (" + ", ".join(missing) + ")"
+
+
+def _footer(p: PacketInput, rs: Sequence[Readiness]) -> Any:
+    preliminary = not all(r.court_ready for r in rs)
+
     def draw(canvas: Any, doc: Any) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 7)
+        if preliminary:
+            canvas.saveState()
+            canvas.setFillColor(colors.Color(0.75, 0.1, 0.1, alpha=0.16))
+            canvas.setFont(BODY_BOLD, 34)
+            canvas.translate(PAGE_W / 2, PAGE_H / 2)
+            canvas.rotate(52)
+            canvas.drawCentredString(0, 0, WATERMARK)
+            canvas.restoreState()
+        canvas.setFont(BODY, 7)
         canvas.setFillColor(colors.HexColor("#555555"))
-        label = f"Evidence packet · {p.service_name} · generated {fmt_time(p.generated_at)}"
-        canvas.drawString(MARGIN, 10 * mm, label[:120])
+        label = f"Evidence packet · {status_line(rs)} · {p.service_name} · generated {fmt_time(p.generated_at)}"
+        canvas.drawString(MARGIN, 10 * mm, label[:150])
         canvas.drawRightString(PAGE_W - MARGIN, 10 * mm, f"page {doc.page}")
         canvas.restoreState()
 
     return draw
+
+
+def _preliminary_banner(rs: Sequence[Readiness], st: _Styles) -> list[Any]:
+    """First-page box: this packet is preliminary, and exactly what it still lacks (per deposit)."""
+    lines = [f"<b>{_t(WATERMARK)}</b>",
+             "This packet was issued before all the evidence below existed. It still lacks:"]
+    for r in rs:
+        if r.missing:
+            who = f"{_t(r.deposit_id)}: " if len(rs) > 1 else ""
+            lines += [f"• {who}{_t(m)}" for m in r.missing]
+    lines.append("Ask the depository for the packet again once its deposit page says it is court-ready; until "
+                 "then, use this packet only as a preliminary record.")
+    box = Table([[Paragraph("<br/>".join(lines), st.body)]], colWidths=[FRAME_W])
+    box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#a4141c")),
+                             ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fdecec")),
+                             ("LEFTPADDING", (0, 0), (-1, -1), 6), ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+                             ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5)]))
+    return [box, Spacer(1, 6)]
 
 
 def render_pages(p: PacketInput) -> bytes:
@@ -871,7 +895,8 @@ def render_pages(p: PacketInput) -> bytes:
     cjk_font()
     st = _styles()
     matter = len(p.entries) > 1
-    story: list[Any] = []
+    rs = packet_readiness([e.bundle for e in p.entries])
+    story: list[Any] = [] if all(r.court_ready for r in rs) else _preliminary_banner(rs, st)
     if p.comparison is not None:
         story += _comparison_page(p, st)
     if matter:
@@ -900,8 +925,10 @@ def render_pages(p: PacketInput) -> bytes:
     title = "Evidence packet " + ", ".join(e.facts.deposit_id for e in p.entries[:3])
     doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
                             bottomMargin=MARGIN + 4 * mm, title=title[:200], author=p.service_name,
-                            subject="Court-ready evidence packet", creator="evidence-depository")
-    doc.build(story, onFirstPage=_footer(p), onLaterPages=_footer(p))
+                            subject=("Court-ready evidence packet" if all(r.court_ready for r in rs)
+                                     else "Preliminary evidence packet (not court-ready)"),
+                            creator="evidence-depository")
+    doc.build(story, onFirstPage=_footer(p, rs), onLaterPages=_footer(p, rs))
     return out.getvalue()
 
 

@@ -193,7 +193,8 @@ def read_signed_packet(pdf: bytes, packet_ca_pem: bytes | None, tsa_ca_pem: byte
                             "no document timestamp" + (" but trust/tsa-ca.pem requires one" if tsa_ca_pem
                                                        else ": the packet was signed without a TSA, so its "
                                                        "signing time rests on the depository's clock"),
-                            DOC_TS_EXPLANATION, "failed" if tsa_ca_pem else "not present"))
+                            DOC_TS_EXPLANATION, "failed" if tsa_ca_pem else "not present",
+                            facts={"finding": "missing-required"} if tsa_ca_pem else {}))
     else:
         ok, parts = True, []
         for s in doc_ts:

@@ -6,6 +6,8 @@ packet, most serious first:
 * ``altered``    a signed byte changed after signing (nothing else was read from the file);
 * ``wrong-file`` the packet is genuine, but the file the user gave is not the deposited one;
 * ``failed``     some claim in the packet is false;
+* ``preliminary`` nothing is false, but evidence the verifier's trust material requires (a witness quorum,
+  a timestamp) is not there: a packet issued before it was court-ready;
 * ``partial``    nothing is false, but some evidence is not present (say what that leaves unproven);
 * ``verified``   every claim is proven.
 
@@ -19,9 +21,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from evidence.readiness import common_name
 from evidence.verify import ABSENT, FAILED, VERIFIED, Check
 
-ALTERED, WRONG_FILE, FAILED_VERDICT, PARTIAL = "altered", "wrong-file", "failed", "partial"
+ALTERED, WRONG_FILE, FAILED_VERDICT, PRELIMINARY, PARTIAL = (
+    "altered", "wrong-file", "failed", "preliminary", "partial")
 
 GROUPS = (
     ("The packet file", ("pdf-signature", "pdf-coverage", "pdf-document-timestamp", "signer-chain")),
@@ -30,6 +34,10 @@ GROUPS = (
     ("Independent witnesses", ("witness-quorum",)),
     ("Time", ("timestamp-token", "time-order")),
 )
+
+
+_LACKS = {"witness-quorum": "a witness quorum", "timestamp-token": "an RFC 3161 timestamp",
+          "pdf-document-timestamp": "a document timestamp"}
 
 
 @dataclass(frozen=True)
@@ -84,11 +92,7 @@ def fmt_iso(text: str) -> str:
 
 
 def tsa_label(name: str) -> str:
-    """'Demo TSA' from asn1crypto's 'Common Name: Demo TSA, Organization: …' (the common name is enough)."""
-    for part in name.split(", "):
-        if part.startswith("Common Name: "):
-            return f'"{part[len("Common Name: "):]}"'
-    return name
+    return f'"{common_name(name)}"'
 
 
 def _and(names: list[str]) -> str:
@@ -145,6 +149,11 @@ def summarize(checks: list[Check], *, file_given: bool = False) -> Summary:
         return Summary(WRONG_FILE, "The packet is genuine, but the file you gave is not the deposited file",
                        proven=statements, missing=[f"{c.name}: {c.detail}" for c in missing],
                        problems=problems)
+    required = [c for c in failed if c.facts.get("finding") == "missing-required"]
+    if failed and len(required) == len(failed):
+        lacks = sorted({_LACKS.get(split_name(c.name)[1], split_name(c.name)[1]) for c in required})
+        return Summary(PRELIMINARY, f"This packet is preliminary, not court-ready: it lacks {_and(lacks)}",
+                       proven=statements, missing=[f"{c.name}: {c.detail}" for c in missing], problems=problems)
     if failed:
         return Summary(FAILED_VERDICT, f"The packet failed {len(failed)} of {len(checks)} checks",
                        proven=[], missing=[f"{c.name}: {c.detail}" for c in missing], problems=problems)

@@ -61,6 +61,8 @@ PASS, FAIL = VERIFIED, FAILED  # older names
 
 NO_WITNESSES = ("no witness cosignatures: nobody independent of the depository confirms that the log showed "
                 "everyone this same tree")
+#: facts of a check that failed only because required evidence is absent (a preliminary packet)
+MISSING_REQUIRED: dict[str, Any] = {"finding": "missing-required"}
 NO_TIMESTAMP = "no timestamp token: only the depository vouches for the time"
 
 
@@ -325,7 +327,11 @@ def _witnesses(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
     if not quorum:
         if not trust.witness_policy and not ok_names and parse_policy(bundle.witness_policy) is None:
             return absent(name, NO_WITNESSES, why)
-        return Check(name, False, f"quorum not met ({source}); verified: {', '.join(ok_names) or 'none'}", why)
+        detail = f"quorum not met ({source}); verified: {', '.join(ok_names) or 'none'}"
+        if trust.witness_policy:  # the verifier requires the quorum: its absence fails
+            return Check(name, False, detail + "; the trusted policy requires it", why, facts=MISSING_REQUIRED)
+        return absent(name, detail + ": nobody independent of the depository confirms the log showed everyone "
+                      "this same tree", why)
     if not ok_names:
         return absent(name, NO_WITNESSES + f" (the {source} requires none)", why)
     return Check(name, True, f"quorum met ({source}); verified: {', '.join(ok_names)}", why,
@@ -338,7 +344,8 @@ def _token(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
            "existed no later than its time.")
     if bundle.timestamp_token is None:
         if trust.tsa_ca_pem:
-            return Check(name, False, "no timestamp token, but trust/tsa-ca.pem requires one", why)
+            return Check(name, False, "no timestamp token, but trust/tsa-ca.pem requires one", why,
+                         facts=MISSING_REQUIRED)
         return absent(name, NO_TIMESTAMP, why)
 
     def run() -> Outcome:

@@ -63,7 +63,7 @@ def _ca(path: Path) -> x509.Certificate:
 
 def test_packet_is_pades_lta_valid_for_pdfsig_and_pyhanko(env: dict[str, Any], tmp_path: Path) -> None:
     s: Services = env["s"]
-    pdf = build_packet(s, [env["deps"][0]])
+    pdf = build_packet(s, [env["deps"][0]], preliminary=True)  # this home has a TSA but no notary
     out = tmp_path / "packet.pdf"
     out.write_bytes(pdf)
     report = subprocess.run(["pdfsig", str(out)], capture_output=True, text=True).stdout
@@ -109,7 +109,11 @@ def test_cli_proof_and_verify(env: dict[str, Any], tmp_path: Path) -> None:
     d = env["deps"][0]
     out = tmp_path / "p.pdf"
     r = _cli("proof", d.id, "-o", str(out), home=env["home"])
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--preliminary" in r.stderr, r.stderr
+    assert not out.exists()
+    r = _cli("proof", d.id, "-o", str(out), "--preliminary", home=env["home"])
     assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "preliminary"
     original = tmp_path / "lease-0.txt"
     original.write_bytes(DOC + b"\0")
     trust = _trust(env, tmp_path)
@@ -141,7 +145,7 @@ def test_cli_proof_and_verify(env: dict[str, Any], tmp_path: Path) -> None:
 
 def test_cli_matter_packet(env: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "matter.pdf"
-    r = _cli("proof", *[d.id for d in env["deps"]], "-o", str(out), home=env["home"])
+    r = _cli("proof", *[d.id for d in env["deps"]], "-o", str(out), "--preliminary", home=env["home"])
     assert r.returncode == 0, r.stderr
     listed = subprocess.run(["pdfdetach", "-list", str(out)], capture_output=True, text=True).stdout
     assert all(f"{d.id}.proof.json" in listed for d in env["deps"])
@@ -157,8 +161,14 @@ def test_api_route(env: dict[str, Any]) -> None:
     client = app.test_client()
     auth = {"Authorization": f"Bearer {env['api_key']}"}
     d = env["deps"][1]
+    # no witnesses or TSA notary in this home: the packet can never be court-ready, so 409 says so (no
+    # Retry-After: waiting will not help) and the preliminary packet is there when asked for
     resp = client.get(f"/v1/deposits/{d.id}/packet.pdf", headers=auth)
+    assert resp.status_code == 409 and resp.mimetype == "application/problem+json"
+    assert resp.json["type"].endswith("/not-court-ready") and "Retry-After" not in resp.headers
+    assert "preliminary=1" in resp.json["detail"] and "RFC 3161 timestamp" in resp.json["detail"]
+    resp = client.get(f"/v1/deposits/{d.id}/packet.pdf?preliminary=1", headers=auth)
     assert resp.status_code == 200 and resp.mimetype == "application/pdf"
-    assert resp.data.startswith(b"%PDF-")
+    assert resp.data.startswith(b"%PDF-") and resp.headers["Evidence-Packet-Status"] == "preliminary"
     assert client.get("/v1/deposits/dep_000000000000000000000000/packet.pdf", headers=auth).status_code == 404
     assert client.get(f"/v1/deposits/{d.id}/packet.pdf").status_code == 401
