@@ -25,7 +25,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
@@ -39,9 +38,6 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import (
     KeepTogether,
     PageBreak,
@@ -52,14 +48,17 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from evidence import fonts
 from evidence.bundle import ProofBundle
 from evidence.checkpoint import SignedCheckpoint
 from evidence.errors import EvidenceError, FormatError
+from evidence.fonts import packet_fonts
 from evidence.leaf import LeafData
 from evidence.merkle import SHA256
 from evidence.readiness import (  # noqa: F401  (re-exported: verify and tests import them from here)
     Readiness,
     WitnessRow,
+    common_name,
     packet_readiness,
     parse_policy,
     quorum_text,
@@ -78,9 +77,8 @@ TSA_CHAIN = "tsa-chain.pem"
 SIGNER_CHAIN = "signer-chain.pem"
 ORIGINAL_PREFIX = "original-"
 
-CJK_FONT = "STSong-Light"
-MONO = "Courier"
-BODY, BODY_BOLD = "Helvetica", "Helvetica-Bold"
+MONO = fonts.MONO
+BODY, BODY_BOLD = fonts.SANS, fonts.SANS_BOLD
 PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm
 FRAME_W = PAGE_W - 2 * MARGIN
@@ -250,38 +248,10 @@ def fmt_time(t: datetime | None) -> str:
 # --- styles ----------------------------------------------------------------------------------------
 
 
-#: TrueType fonts with Chinese glyphs that reportlab can embed (TrueType outlines, not CFF), looked for
-#: in this order; the first found is embedded (subset) so every viewer shows Chinese names.
-CJK_TTF_CANDIDATES = (
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
-    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
-    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
-)
-_cjk_font_name: str | None = None
-
-
 def cjk_font() -> str:
-    """Register (once per process) and return the font used for Chinese text.
-
-    An embedded TrueType font from disk when there is one; otherwise reportlab's STSong-Light CID font,
-    which needs no file but relies on the viewer having an Adobe-GB1 font to draw it.
-    """
-    global _cjk_font_name
-    if _cjk_font_name is None:
-        name = CJK_FONT
-        for path, index in CJK_TTF_CANDIDATES:
-            if Path(path).is_file():
-                try:
-                    pdfmetrics.registerFont(TTFont("EvidenceCJK", path, subfontIndex=index))
-                except (OSError, TTFError):
-                    continue
-                name = "EvidenceCJK"
-                break
-        else:
-            pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-        _cjk_font_name = name
-    return _cjk_font_name
+    """Register the packet's embedded fonts (evidence.fonts; FontError if missing); the Chinese font's name."""
+    packet_fonts()
+    return fonts.CJK
 
 
 @dataclass(frozen=True)
@@ -298,11 +268,11 @@ class _Styles:
 
 def _styles() -> _Styles:
     base = getSampleStyleSheet()
-    body = ParagraphStyle("body", parent=base["BodyText"], fontName="Helvetica", fontSize=9.5, leading=12.5)
+    body = ParagraphStyle("body", parent=base["BodyText"], fontName=BODY, fontSize=9.5, leading=12.5)
     return _Styles(
-        h1=ParagraphStyle("h1", parent=base["Title"], fontName="Helvetica-Bold", fontSize=17, leading=21,
+        h1=ParagraphStyle("h1", parent=base["Title"], fontName=BODY_BOLD, fontSize=17, leading=21,
                           spaceAfter=4, alignment=TA_CENTER),
-        h2=ParagraphStyle("h2", parent=base["Heading2"], fontName="Helvetica-Bold", fontSize=12.5,
+        h2=ParagraphStyle("h2", parent=base["Heading2"], fontName=BODY_BOLD, fontSize=12.5,
                           leading=15, spaceBefore=8, spaceAfter=4),
         body=body,
         small=ParagraphStyle("small", parent=body, fontSize=8, leading=10,
@@ -310,21 +280,17 @@ def _styles() -> _Styles:
         mono=ParagraphStyle("mono", parent=body, fontName=MONO, fontSize=7.6, leading=9.4),
         cell=ParagraphStyle("cell", parent=body, fontSize=8.6, leading=10.8),
         cell_mono=ParagraphStyle("cellmono", parent=body, fontName=MONO, fontSize=8, leading=10),
-        label=ParagraphStyle("label", parent=body, fontName="Helvetica-Bold", fontSize=8.6, leading=10.8),
+        label=ParagraphStyle("label", parent=body, fontName=BODY_BOLD, fontSize=8.6, leading=10.8),
     )
 
 
 def _needs_cjk(ch: str) -> bool:
-    """True for characters the standard PDF fonts (WinAnsi) cannot show."""
-    try:
-        ch.encode("cp1252")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """True for characters the Latin font has no glyph for (Chinese, mostly): they switch to the CJK font."""
+    return not packet_fonts().has_glyph(ch)
 
 
 def _cjk_runs(s: str) -> str:
-    """Wrap runs of characters outside WinAnsi in the CJK font (input already escaped)."""
+    """Wrap runs of characters the Latin font lacks in the CJK font (input already escaped)."""
     font = cjk_font()
     out: list[str] = []
     buf: list[str] = []
@@ -359,7 +325,7 @@ def _kv_table(rows: list[tuple[str, Any]], st: _Styles, label_w: float = 42 * mm
     data = [[Paragraph(_t(k), st.label), v if not isinstance(v, str) else Paragraph(v, st.cell)]
             for k, v in rows]
     t = Table(data, colWidths=[label_w, FRAME_W - label_w])
-    t.setStyle(TableStyle([
+    t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
         ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#EEF2F7")),
@@ -371,7 +337,7 @@ def _kv_table(rows: list[tuple[str, Any]], st: _Styles, label_w: float = 42 * mm
 
 def _grid(data: list[list[Any]], widths: list[float]) -> Table:
     t = Table(data, colWidths=widths, repeatRows=1)
-    t.setStyle(TableStyle([
+    t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDE4EE")),
@@ -389,7 +355,7 @@ def _qr(url: str, size: float) -> Drawing:
     matrix = q.get_matrix()
     n = len(matrix)
     cell = size / n
-    d = Drawing(size, size)
+    d = Drawing(size, size, initialFontName=BODY)  # else renderPDF sets (non-embedded) Helvetica
     for y, row in enumerate(matrix):
         for x, on in enumerate(row):
             if on:
@@ -405,7 +371,7 @@ def _tree_drawing(leaf_hash: bytes, steps: list[PathStep], root: bytes, index: i
     row_h = max(14.0, min(30.0, avail_h / (levels + 1)))
     box_w, box_h = 62.0, min(12.0, row_h - 3)
     h = row_h * (levels + 1) + 10
-    d = Drawing(FRAME_W, h)
+    d = Drawing(FRAME_W, h, initialFontName=BODY)
     cx = FRAME_W / 2 - box_w / 2
 
     def box(x: float, y: float, label: str, fill: str) -> None:
@@ -416,7 +382,7 @@ def _tree_drawing(leaf_hash: bytes, steps: list[PathStep], root: bytes, index: i
 
     y = 4.0
     box(cx, y, leaf_hash.hex()[:8], "#FFF3C4")
-    d.add(String(cx + box_w + 6, y + 2, f"leaf {index} (your deposit)", fontName="Helvetica", fontSize=6.6))
+    d.add(String(cx + box_w + 6, y + 2, f"leaf {index} (your deposit)", fontName=BODY, fontSize=6.6))
     for i, step in enumerate(steps):
         ny = y + row_h
         sx = cx - box_w - 26 if step.sibling_left else cx + box_w + 26
@@ -428,10 +394,10 @@ def _tree_drawing(leaf_hash: bytes, steps: list[PathStep], root: bytes, index: i
             d.add(Line(fx, sy + box_h, cx + box_w / 2, ny, strokeWidth=0.5))
         y = ny
     if not steps:
-        d.add(String(cx + box_w + 6, y + box_h - 1, "= root (single-leaf tree)", fontName="Helvetica",
+        d.add(String(cx + box_w + 6, y + box_h - 1, "= root (single-leaf tree)", fontName=BODY,
                      fontSize=6.6))
     else:
-        d.add(String(cx + box_w + 6, y + box_h / 2 - 2.5, f"root of tree size {size}", fontName="Helvetica",
+        d.add(String(cx + box_w + 6, y + box_h / 2 - 2.5, f"root of tree size {size}", fontName=BODY,
                      fontSize=6.6))
     del root
     return d
@@ -449,6 +415,27 @@ def _token_info(bundle: ProofBundle) -> TokenInfo | None:
         return None
 
 
+def meta_text(v: Any) -> str:
+    """A metadata value as a reader writes it: parties as names ("李伟 (tenant); Acme Ltd."), not JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, list):
+        return "; ".join(meta_text(x) for x in v)
+    if isinstance(v, dict):
+        if isinstance(v.get("name"), str):
+            rest = {k: x for k, x in v.items() if k != "name" and x not in (None, "")}
+            role = rest.pop("role", None)
+            extra = ", ".join(f"{k} {meta_text(x)}" for k, x in rest.items())
+            details = ", ".join(str(d) for d in (meta_text(role) if role is not None else "", extra) if d)
+            return v["name"] + (f" ({details})" if details else "")
+        return ", ".join(f"{k}: {meta_text(x)}" for k, x in v.items())
+    return json.dumps(v, ensure_ascii=False)
+
+
 def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
     f, b = entry.facts, entry.bundle
     leaf = LeafData.from_bytes(b.leaf_data)
@@ -463,8 +450,7 @@ def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
         Spacer(1, 5),
     ]
     meta = b.metadata
-    meta_lines = [f"<b>{_t(k)}</b>: {_t(json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)}"
-                  for k, v in list(meta.items())[:12]]
+    meta_lines = [f"<b>{_t(k)}</b>: {_t(meta_text(v))}" for k, v in list(meta.items())[:12]]
     if len(meta) > 12:
         meta_lines.append(f"... {len(meta) - 12} more fields in proof.json")
     size = "hash-only deposit (content not sent)" if f.size is None else f"{f.size:,} bytes"
@@ -480,8 +466,9 @@ def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
         ("Received (log)", _t(fmt_time(leaf.received)) + " — recorded in the leaf by the depository"),
     ]
     if token is not None:
+        tsa = common_name(token.tsa_name or "") or "(unnamed)"
         facts.append(("Existed no later than (TSA)",
-                      f"{_t(fmt_time(token.gen_time))}<br/>TSA: {_t(token.tsa_name or '(unnamed)')}<br/>"
+                      f"{_t(fmt_time(token.gen_time))}<br/>TSA: {_t(tsa)}<br/>"
                       f"serial {token.serial}; policy {_t(token.policy_oid)}"))
     else:
         facts.append(("Existed no later than (TSA)", "no RFC 3161 timestamp token in this proof"))
@@ -504,7 +491,7 @@ def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
         f'<font name="{MONO}" size="7">{_mono_breakable(url, 70)}</font><br/>'
         "The page is a convenience; the checks in this packet need no access to us (see "
         "<i>How to verify without us</i>).", st.small)]], colWidths=[34 * mm, FRAME_W - 34 * mm])
-    qr.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    qr.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     story.append(KeepTogether([qr]))
     story.append(PageBreak())
     return story
@@ -570,11 +557,11 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
         Paragraph("How to verify without us", st.h2),
         Paragraph(
             "Nothing below contacts the depository. Save the attachments of this PDF (any PDF reader's "
-            "attachment panel, or <font name='Courier'>pdfdetach -saveall packet.pdf</font>). Obtain the "
+            "attachment panel, or <font name='EvidenceMono'>pdfdetach -saveall packet.pdf</font>). Obtain the "
             "trust "
             "files independently of this packet — from the log operator's publication, a court registry or "
             "the "
-            "witnesses — into a directory <font name='Courier'>trust/</font>: log.vkey, log-sm2.pem, "
+            "witnesses — into a directory <font name='EvidenceMono'>trust/</font>: log.vkey, log-sm2.pem, "
             "witness-policy.txt, tsa-ca.pem (the TSA's root) and packet-ca.pem (the packet signer's root).",
             st.body),
         Paragraph("1. The timestamp covers the checkpoint (OpenSSL):", st.body),
@@ -583,7 +570,7 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
             f"-in {pre.replace('&lt;', '<').replace('&gt;', '>')}timestamp.tsr -token_in -CAfile tsa-ca.pem",
             104), cmd),
         Paragraph(
-            "It must print <font name='Courier'>Verification: OK</font>. tsa-ca.pem is trust/tsa-ca.pem; the "
+            "It must print <font name='EvidenceMono'>Verification: OK</font>. tsa-ca.pem is trust/tsa-ca.pem; the "
             "chain as the TSA sent it is also attached as tsa-chain.pem (its last certificate is the root).",
             st.small),
         Paragraph("2. The PDF signature covers this whole file (poppler):", st.body),
@@ -601,8 +588,8 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
             st.small),
         Paragraph("4. By hand, with any tool:", st.body),
         Paragraph(
-            "SHA-256 and SM3 of the original (<font name='Courier'>openssl dgst -sha256 FILE</font>, "
-            "<font name='Courier'>openssl dgst -sm3 FILE</font>) equal the sha256 and sm3 lines of the leaf "
+            "SHA-256 and SM3 of the original (<font name='EvidenceMono'>openssl dgst -sha256 FILE</font>, "
+            "<font name='EvidenceMono'>openssl dgst -sm3 FILE</font>) equal the sha256 and sm3 lines of the leaf "
             "(base64 'leaf_data' in proof.json). The 'meta' line is SHA-256 of the RFC 8785 canonical JSON "
             "of "
             "proof.json's 'metadata'. tlog-proof.txt is a C2SP tlog-proof@v1; Go's "
@@ -881,7 +868,8 @@ def _preliminary_banner(rs: Sequence[Readiness], st: _Styles) -> list[Any]:
     lines.append("Ask the depository for the packet again once its deposit page says it is court-ready; until "
                  "then, use this packet only as a preliminary record.")
     box = Table([[Paragraph("<br/>".join(lines), st.body)]], colWidths=[FRAME_W])
-    box.setStyle(TableStyle([("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#a4141c")),
+    box.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY),
+                             ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#a4141c")),
                              ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fdecec")),
                              ("LEFTPADDING", (0, 0), (-1, -1), 6), ("RIGHTPADDING", (0, 0), (-1, -1), 6),
                              ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5)]))
@@ -927,7 +915,7 @@ def render_pages(p: PacketInput) -> bytes:
                             bottomMargin=MARGIN + 4 * mm, title=title[:200], author=p.service_name,
                             subject=("Court-ready evidence packet" if all(r.court_ready for r in rs)
                                      else "Preliminary evidence packet (not court-ready)"),
-                            creator="evidence-depository")
+                            creator="evidence-depository", initialFontName=BODY)
     doc.build(story, onFirstPage=_footer(p, rs), onLaterPages=_footer(p, rs))
     return out.getvalue()
 
