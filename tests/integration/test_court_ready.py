@@ -127,3 +127,44 @@ def test_console_offers_court_ready_only_when_it_is(
     assert 'id="matter-packet"' not in matter and 'id="preliminary-matter-packet"' in matter
     assert client.get("/console/matter-packet.pdf?matter=M-9").status_code == 409
     assert "cosigned by independent witnesses and timestamped" in html  # the footer: both are configured
+
+
+def test_healthz_on_a_readme_only_home_is_degraded_but_serving(tmp_path: Path) -> None:
+    """No TSA, no witnesses (the README's "Everyday use" without them): /healthz says degraded and names
+    both as not configured, with HTTP 200 (nothing is failing, so a load balancer keeps the server)."""
+    from depository.config import load_config
+    from depository.wiring import init_home
+
+    config = load_config(env={}, home=tmp_path / "home", run_integrator=False)
+    init_home(config)
+    s = build_services(config)
+    try:
+        r = create_app(config, s).test_client().get("/healthz")
+        assert r.status_code == 200, r.json
+        assert r.json["status"] == "degraded" and r.json["court_ready"] is False and r.json["failing"] is False
+        assert r.json["checks"]["tsa"]["status"] == r.json["checks"]["witnesses"]["status"] == "not-configured"
+        assert "court-ready" in r.json["checks"]["tsa"]["detail"]
+    finally:
+        s.close()
+
+
+def test_healthz_with_tsa_and_witnesses_is_ok_then_503_in_an_outage(tmp_path: Path) -> None:
+    config, parties = make_setup(tmp_path, None)
+    s = build_services(config)
+    try:
+        s.notary.start()
+        integrate_all(s.log, 1000)
+        wait_for(lambda: s.health()["status"] == "ok", timeout_s=20)
+        client = create_app(config, s).test_client()
+        r = client.get("/healthz")
+        assert r.status_code == 200 and r.json["court_ready"] is True
+        for name in ("w1", "w2", "w3"):
+            parties.stop_witness(name)
+        s.log.add("x-1", b"evidence-deposit/v1\nid x-1\n")
+        integrate_all(s.log, 1000)
+        wait_for(lambda: s.health()["checks"]["witnesses"]["status"] == "degraded", timeout_s=20)
+        r = client.get("/healthz")
+        assert r.status_code == 503 and r.json["checks"]["witnesses"]["status"] == "degraded"
+    finally:
+        s.close()
+        parties.stop_all()
