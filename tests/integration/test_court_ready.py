@@ -168,3 +168,43 @@ def test_healthz_with_tsa_and_witnesses_is_ok_then_503_in_an_outage(tmp_path: Pa
     finally:
         s.close()
         parties.stop_all()
+
+
+def test_verify_page_on_a_readme_only_home_never_shows_green_for_absent_evidence(tmp_path: Path) -> None:
+    """The home of "Everyday use" without a TSA or witnesses: its (preliminary) packet on /verify reads
+    "partial" with the missing evidence named, and no check is rendered as verified unless it is."""
+    import re
+
+    from depository.config import load_config
+    from depository.packets import build_packet
+    from depository.wiring import init_home
+
+    config = load_config(env={}, home=tmp_path / "home", run_integrator=False)
+    init_home(config)
+    s = build_services(config)
+    try:
+        tid, _ = s.tenants.create("Acme")
+        [d] = s.deposits.create_many(tid, [DepositRequest(  # type: ignore[misc]
+            "other", hashlib.sha256(DOC).digest(), hashlib.new("sm3", DOC).digest(), len(DOC), {}, "x.txt")])
+        integrate_all(s.log, 1000)
+        pdf = build_packet(s, [d], preliminary=True)
+        client = create_app(config, s).test_client()
+        page = client.get("/verify")
+        token = re.search(r'name="csrf_token" value="([0-9a-f]{64})"', page.text).group(1)  # type: ignore[union-attr]
+        import io
+
+        r = client.post("/verify", data={"csrf_token": token, "packet": (io.BytesIO(pdf), "p.pdf"),
+                                         "file": (io.BytesIO(DOC), "x.txt")})
+        assert r.status_code == 200, r.text[:500]
+        html = r.text
+        assert 'data-verdict="partial"' in html and "class=\"card result partial\"" in html
+        headline = re.search(r'<h2 id="res-h">([^<]*)</h2>', html).group(1)  # type: ignore[union-attr]
+        assert "is recorded in the signed log" in headline and "existed no later than" not in headline
+        assert "witness" not in headline and "The packet is valid" not in html
+        for name in ("witness-quorum", "timestamp-token", "time-order", "pdf-document-timestamp"):
+            li = re.search(rf'<li class="check (\w+)" data-check="{name}" data-status="([^"]+)"', html)
+            assert li is not None and li.groups() == ("absent", "not present"), (name, li and li.groups())
+        assert "only the depository vouches for the time" in html
+        assert "no timestamp authority or witnesses are configured" in html  # the footer tells the truth
+    finally:
+        s.close()
