@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, render_template, request
+from flask import Response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WResponse
 
 from depository.console import queries
 from depository.console.web import public_bp, services
@@ -43,6 +44,12 @@ def _lookup() -> tuple[str, str, queries.PublicAnswer | None, str | None]:
     if dep and not ID_RE.match(dep):
         return sha, dep, None, "That is not a deposit id."
     return sha, dep, queries.public_lookup(services(), sha.lower(), dep or None), None
+
+
+@public_bp.get("/")
+def root() -> WResponse:
+    """`/` is not a raw 404: people land on the console (which signs them in) or can verify without one."""
+    return redirect(url_for("console.index"))
 
 
 @public_bp.get("/verify")

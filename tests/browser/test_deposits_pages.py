@@ -217,3 +217,19 @@ def test_phone_width(page: Page, site: Site, width: int) -> None:
     page.wait_for_load_state("load")
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, page.evaluate(WIDER)
     shot(page, "phone-deposit-detail")
+
+
+def test_upload_form_details_and_the_root_redirect(page: Page, site: Site) -> None:
+    """The progress bar stays hidden until an upload starts; the matter field's pattern is valid under
+    Chrome's `v` flag (so it is enforced, not silently dropped); `/` redirects instead of a raw 404."""
+    sign_in(page, site.people["legal"])
+    page.goto("/console/upload")
+    expect(page.locator("#progress-row")).to_be_hidden()
+    assert page.evaluate("() => { new RegExp(document.getElementById('matter').pattern, 'v'); return true; }")
+    matter = page.get_by_label("Matter reference")
+    matter.fill("bad value!")
+    assert page.evaluate("document.getElementById('matter').validity.patternMismatch")
+    matter.fill("LEASE-2027/12B#3")
+    assert not page.evaluate("document.getElementById('matter').validity.patternMismatch")
+    page.goto("/")
+    assert page.url.rstrip("/").endswith("/console/deposits"), page.url
