@@ -39,6 +39,12 @@ def _gauge(lines: list[str], name: str, help_: str, value: float | int, kind: st
     lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {_num(value)}"]
 
 
+def _label(value: str, limit: int = 200) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped, long reasons shortened."""
+    value = value if len(value) <= limit else value[:limit - 1] + "…"
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _num(v: float | int) -> str:
     return str(v) if isinstance(v, int) else f"{v:.6g}"
 
@@ -138,6 +144,19 @@ def metrics() -> Response:
     _gauge(lines, "depository_oldest_pending_seconds",
            "Age of the oldest entry waiting for integration (0 when none waits); a stalled integrator grows it.",
            _oldest_pending_age(s.engine, size, nxt))
+    halt = s.log.halts.current()
+    _gauge(lines, "depository_log_integration_halted",
+           "1 while integration is halted because the stored tree failed its check before signing "
+           "(nothing is signed; deposits wait); /healthz and `depository status` give the reason.",
+           0 if halt is None else 1)
+    if halt is not None:
+        lines += ["# HELP depository_log_integration_halted_info The open halt (value 1), with its reason.",
+                  "# TYPE depository_log_integration_halted_info gauge",
+                  f'depository_log_integration_halted_info{{tree_size="{halt.tree_size}",'
+                  f'reason="{_label(halt.reason)}"}} 1',
+                  "# HELP depository_log_integration_halted_since_seconds Unix time the halt was raised.",
+                  "# TYPE depository_log_integration_halted_since_seconds gauge",
+                  f"depository_log_integration_halted_since_seconds {int(halt.raised_at.timestamp())}"]
     fig = integration_figures(s.engine)
     _gauge(lines, "depository_checkpoints_total", "Checkpoints published.", fig["checkpoints"], "counter")
     _gauge(lines, "depository_tenants", "Tenants.", fig["tenants"])
