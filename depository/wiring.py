@@ -144,8 +144,23 @@ class Services:
                 checks.update(self.notary.health())
             except Exception as e:  # the database went away between the checks: report, never raise
                 checks["notary"] = {"status": "error", "detail": type(e).__name__}
+        # A party that is not configured at all is reported too: without it packets are only preliminary
+        # (depository.packets.never_court_ready), which is not "ok" even though nothing is failing.
+        policy = getattr(self.notary, "policy", None) if self.notary is not None else None
+        if "witnesses" not in checks and (policy is None or policy.quorum == "none"):
+            checks["witnesses"] = {"status": NOT_CONFIGURED, "detail": "no witness policy: packets cannot be "
+                                   "court-ready (set witness_policy_file)"}
+        if "tsa" not in checks and getattr(self.notary, "stamper", None) is None:
+            checks["tsa"] = {"status": NOT_CONFIGURED, "detail": "no timestamp authority: packets cannot be "
+                             "court-ready (set tsa_urls)"}
         status = "ok" if all(c.get("status") == "ok" for c in checks.values()) else "degraded"
-        return {"status": status, "checks": checks}
+        failing = any(c.get("status") not in ("ok", NOT_CONFIGURED) for c in checks.values())
+        return {"status": status, "failing": failing, "court_ready": not any(
+            c.get("status") == NOT_CONFIGURED for c in checks.values()), "checks": checks}
+
+
+#: /healthz status of a party (TSA, witnesses) the depository has no configuration for.
+NOT_CONFIGURED = "not-configured"
 
 
 def init_home(config: Config) -> LogKeys:

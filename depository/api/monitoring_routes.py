@@ -169,8 +169,10 @@ def alert_packet(alert_id: str) -> Response:
     p = principal("proof")
     s = _services()
     row = _monitoring().alert_row(p.tenant_id, alert_id)
+    from depository.packets import wants_preliminary
+
     with expensive(p.key_id, "packets"):
-        pdf = build_infringement_packet(s, row)
+        pdf = build_infringement_packet(s, row, preliminary=wants_preliminary(request.args.get("preliminary")))
     resp = Response(pdf, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f'attachment; filename="infringement-packet-{row.id}.pdf"'
     resp.headers["Cache-Control"] = "private, no-store"

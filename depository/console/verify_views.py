@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, current_app, render_template, request
+from flask import Response, current_app, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response as WResponse
 
 from depository.console import queries
 from depository.console.web import public_bp, services
@@ -22,7 +23,8 @@ from depository.ratelimit import LocalRateLimiter
 from depository.uploads import HashingSpool
 from depository.wiring import Services
 from evidence.errors import EvidenceError
-from evidence.verify import Check, FileDigests, Trust, all_passed, verify_packet
+from evidence.summary import Summary, grouped, summarize
+from evidence.verify import Check, FileDigests, Trust, verify_packet
 
 HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -58,12 +60,18 @@ def _throttled() -> int | None:
 
 def _page(status: int = 200, retry_after: int | None = None, **values: object) -> Response:
     ctx: dict[str, object] = {"sha256": "", "deposit": "", "answer": None, "lookup_error": None, "checks": None,
-                              "verdict": None, "packet_error": None}
+                              "summary": None, "groups": None, "packet_error": None}
     ctx.update(values)
     resp = Response(render_template("console/verify.html", **ctx), status=status)
     if retry_after is not None:
         resp.headers["Retry-After"] = str(retry_after)
     return resp
+
+
+@public_bp.get("/")
+def root() -> WResponse:
+    """`/` is not a raw 404: people land on the console (which signs them in) or can verify without one."""
+    return redirect(url_for("console.index"))
 
 
 @public_bp.get("/verify")
@@ -119,6 +127,7 @@ def verify_upload() -> Response:
             checks = verify_packet(pdf, file=data, trust=home_trust(services()))
         except EvidenceError as e:
             packet_error = f"This file is not a readable evidence packet: {e.diagnostics()}"
-    verdict = None if checks is None else all_passed(checks)
-    return _page(200 if packet_error is None else status, checks=checks, verdict=verdict,
-                 packet_error=packet_error, with_file=with_file)
+    summary: Summary | None = None if checks is None else summarize(checks, file_given=with_file)
+    return _page(200 if packet_error is None else status, checks=checks, summary=summary,
+                 groups=grouped(checks) if checks is not None else None, packet_error=packet_error,
+                 with_file=with_file)

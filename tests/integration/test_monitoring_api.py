@@ -298,6 +298,8 @@ def test_infringement_packet(env: dict[str, Any], site: Site, tmp_path: Path) ->
     assert resp.status_code == 409  # not in a checkpoint yet
     integrate_all(env["s"].log, 1000)
     resp = client.get(f"/v1/alerts/{alert['id']}/packet.pdf", headers=auth(key))
+    assert resp.status_code == 409 and resp.json["type"].endswith("/not-court-ready")  # no notary here
+    resp = client.get(f"/v1/alerts/{alert['id']}/packet.pdf?preliminary=1", headers=auth(key))
     assert resp.status_code == 200 and resp.mimetype == "application/pdf"
     pdf = tmp_path / "packet.pdf"
     pdf.write_bytes(resp.data)
