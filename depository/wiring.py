@@ -16,9 +16,10 @@ from depository.config import Config
 from depository.content_store import ContentStore
 from depository.db import make_engine, migrate
 from depository.deposits import Deposits
+from depository.integrator import Integrator, integrator_lock_for
 from depository.integrity import HIGH_WATER_FILE, HighWater, init_chain_key, link_unchained, load_chain_key
 from depository.keys import LogKeys, init_log_keys, load_log_keys
-from depository.log import Integrator, Log, PublishedCheckpoint, integrator_lock_for
+from depository.log import Log, PublishedCheckpoint
 from depository.tenants import Tenants
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,12 @@ class Services:
             checks["database"] = {"status": "error", "detail": type(e).__name__}
         size, nxt = self.log.sizes() if checks["database"]["status"] == "ok" else (0, 0)
         checks["log"] = {"status": "ok", "tree_size": size, "pending": nxt - size}
+        if checks["database"]["status"] == "ok":
+            # A halted integrator signs nothing: deposits are durable and wait (see depository.integrity).
+            halt = self.log.halts.current()
+            checks["integrity"] = ({"status": "ok"} if halt is None else
+                                   {"status": "halted", **halt.to_json(),
+                                    "resume": "depository audit (or depository log resume --reason ...)"})
         if self.redis is not None:
             # The rq queue of the notary (and the shared rate limiter) live there: deposits go on without
             # it, but checkpoints are not witnessed or stamped until it is back.
