@@ -16,7 +16,9 @@ import click
 from cli import (
     background_cmd,
     demo_cmd,
+    ers_cmds,
     integrity_cmds,
+    keys_cmds,
     log_cmds,
     notary_cmds,
     proof_cmds,
@@ -45,12 +47,24 @@ def load(ctx: click.Context, **overrides: Any) -> Any:
 
 @cli.command()
 @click.option("--origin", help="The log's origin (and key name), e.g. 'depository.example.com/log'.")
+@click.option("--pkcs11", "pkcs11_module", type=click.Path(exists=True, dir_okay=False),
+              help="PKCS#11 module (shared library) whose token gets the log's Ed25519 key; the user PIN comes "
+                   "from DEPOSITORY_PKCS11_PIN or the file in DEPOSITORY_PKCS11_PIN_FILE.")
+@click.option("--token", "token_label", help="Label of the PKCS#11 token (with --pkcs11).")
 @click.pass_context
-def init(ctx: click.Context, origin: str | None) -> None:
+def init(ctx: click.Context, origin: str | None, pkcs11_module: str | None, token_label: str | None) -> None:
     """Create the home: keys, database schema, TSA and packet certificates."""
     from depository.wiring import init_home
 
     config = load(ctx, log_origin=origin)
+    if (pkcs11_module is None) != (token_label is None):
+        raise click.UsageError("--pkcs11 and --token go together")
+    if pkcs11_module is not None and token_label is not None:
+        from depository.hsm import PKCS11_FILE, TokenRef, init_token_log_key, read_pin
+
+        if not (config.keys_dir / PKCS11_FILE).exists():
+            init_token_log_key(config.keys_dir, config.log_origin,
+                               TokenRef(str(Path(pkcs11_module).resolve()), token_label), read_pin())
     keys = init_home(config)
     click.echo(json.dumps({"home": str(config.home.resolve()), "origin": keys.origin, "log_vkey": keys.vkey},
                           indent=2))
@@ -89,6 +103,10 @@ cli.add_command(proof_cmds.verify)
 cli.add_command(demo_cmd.demo)
 cli.add_command(background_cmd.background)
 cli.add_command(user_cmds.user)
+cli.add_command(ers_cmds.renew)
+cli.add_command(keys_cmds.keys)
+cli.add_command(ers_cmds.evidence_record)
+cli.add_command(ers_cmds.verify_record)
 
 
 def main() -> None:

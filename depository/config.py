@@ -119,7 +119,7 @@ class Config(BaseModel):
 
 _LIST_FIELDS = {"tsa_urls", "fetch_allow_cidrs", "trusted_proxies"}
 # DEPOSITORY_* variables that belong to clients or to the test harness, not to the server's settings.
-NOT_SETTINGS = {"api_key", "server", "shared_dir"}
+NOT_SETTINGS = {"api_key", "server", "shared_dir", "pkcs11_pin", "pkcs11_pin_file"}  # PIN: depository/hsm.py
 
 
 def load_config(env: dict[str, str] | None = None, **overrides: Any) -> Config:

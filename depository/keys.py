@@ -5,6 +5,8 @@
     log-sm2-key.pem   SM2 private key (PKCS#8, as `openssl genpkey -algorithm SM2` writes), mode 0600
     log-sm2.pem       SM2 public key (SubjectPublicKeyInfo, as `openssl pkey -pubout` writes), published
 
+    pkcs11.json       instead of log.skey when the Ed25519 key is in a PKCS#11 token (depository/hsm.py)
+
 The key name of both is the log's origin (SPEC.md), so a checkpoint carries two signature lines under
 one name: Ed25519 for international verifiers, SM2/SM3 for national ones.
 """
@@ -13,11 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from depository.errors import ConfigError
 from evidence.note import Ed25519Signer, SM2Signer, generate_ed25519, sign_note
 from evidence.sm2 import SM2PrivateKey
 from notary_bridge.serving import write_atomic
+
+if TYPE_CHECKING:
+    from depository.hsm import Pkcs11Ed25519Signer
 
 
 def write_secret(path: Path, data: bytes) -> None:
@@ -27,7 +33,7 @@ def write_secret(path: Path, data: bytes) -> None:
 
 @dataclass(frozen=True)
 class LogKeys:
-    ed25519: Ed25519Signer
+    ed25519: Ed25519Signer | Pkcs11Ed25519Signer
     sm2: SM2Signer
 
     @property
@@ -53,9 +59,11 @@ class LogKeys:
 
 def init_log_keys(keys_dir: Path, origin: str) -> LogKeys:
     """Create the log's keys if missing (idempotent); refuse a home whose keys name another origin."""
+    from depository.hsm import PKCS11_FILE
+
     skey_path = keys_dir / "log.skey"
     sm2_path = keys_dir / "log-sm2-key.pem"
-    if not skey_path.exists():
+    if not skey_path.exists() and not (keys_dir / PKCS11_FILE).exists():
         skey, vkey = generate_ed25519(origin)
         write_secret(skey_path, skey.encode())
         (keys_dir / "log.vkey").write_text(vkey + "\n")
@@ -67,8 +75,14 @@ def init_log_keys(keys_dir: Path, origin: str) -> LogKeys:
 
 
 def load_log_keys(keys_dir: Path, origin: str) -> LogKeys:
+    """The home's log keys: Ed25519 from `log.skey` or, with `pkcs11.json`, from the token (PIN from the
+    environment, depository/hsm.py); SM2 always from its file."""
+    from depository.hsm import load_token_log_key
+
+    ed: Ed25519Signer | Pkcs11Ed25519Signer | None = load_token_log_key(keys_dir, origin)
     try:
-        ed = Ed25519Signer.from_skey((keys_dir / "log.skey").read_text().strip())
+        if ed is None:
+            ed = Ed25519Signer.from_skey((keys_dir / "log.skey").read_text().strip())
         sm2 = SM2PrivateKey.from_pem((keys_dir / "log-sm2-key.pem").read_bytes())
     except FileNotFoundError as e:
         raise ConfigError(f"log keys missing in {keys_dir}: run 'depository init'") from e

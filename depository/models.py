@@ -234,3 +234,23 @@ class SecurityEventRow(Base):
     ip: Mapped[str] = mapped_column(String(64), nullable=False)
     decision: Mapped[str] = mapped_column(String(32), nullable=False)
     detail: Mapped[str | None] = mapped_column(String(255))
+
+
+# ---- long-term evidence (RFC 4998) -----------------------------------------------------------------
+
+class EvidenceRecordRow(Base):
+    """A deposit's RFC 4998 EvidenceRecord (DER), renewed in place (compare-and-set on `version`).
+
+    `renew_by` is the notAfter of the newest stamp's TSA certificate: the record must gain a timestamp
+    renewal before then. `hash_algorithm` is the algorithm of its newest chain.
+    """
+
+    __tablename__ = "evidence_records"
+    __table_args__ = (Index("ix_evidence_records_renew_by", "renew_by"),)
+    deposit_id: Mapped[str] = mapped_column(ForeignKey("deposits.id"), primary_key=True)
+    record: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    hash_algorithm: Mapped[str] = mapped_column(String(16), nullable=False)
+    last_gen_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    renew_by: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)

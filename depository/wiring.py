@@ -110,6 +110,9 @@ class Services:
         }
         if self.notary is not None:
             out.update(self.notary.public_material())
+        from depository.rotation import published_keys  # issue 17: validity periods and retired keys
+
+        out.update(published_keys(self.config.home))
         return out
 
     def health(self) -> dict[str, Any]:

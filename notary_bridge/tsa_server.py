@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -178,11 +180,13 @@ def load_core(home_dir: Path) -> TsaCore:
     material = tsa_material(home_dir)
     if not material.all_exist():
         raise TimestampError(f"no TSA material in {material.key_path.parent}; run init_tsa_material first")
-    return TsaCore(
-        material.key_path.read_bytes(),
-        material.cert_path.read_bytes(),
-        [material.ca_path.read_bytes()],
-    )
+    cert_pem = material.cert_path.read_bytes()
+    # tsa-ca.pem holds every root this home's TSA ever had (newest first, after a key rotation); tokens
+    # embed only the issuer of the current certificate.
+    issuer = x509.load_pem_x509_certificate(cert_pem).issuer
+    roots = [c.public_bytes(serialization.Encoding.PEM)
+             for c in x509.load_pem_x509_certificates(material.ca_path.read_bytes()) if c.subject == issuer]
+    return TsaCore(material.key_path.read_bytes(), cert_pem, roots or [material.ca_path.read_bytes()])
 
 
 def run_tsa_server(home_dir: Path, host: str, port: int) -> None:

@@ -241,6 +241,20 @@ def get_proof(deposit_id: str) -> Response:
     return jsonify(build_proof(s, d))
 
 
+@bp.get("/v1/deposits/<deposit_id>/evidence-record")
+def get_evidence_record(deposit_id: str) -> Response:
+    """The deposit's RFC 4998 EvidenceRecord (DER) over its content's SHA-256; made now if none exists yet."""
+    from depository.evidence_records import MEDIA_TYPE, evidence_records_for
+
+    p = principal("proof")
+    s = services()
+    d = s.deposits.get(p.tenant_id, deposit_id)
+    der = evidence_records_for(s).get(d)
+    resp = Response(der, status=200, mimetype=MEDIA_TYPE)
+    resp.headers["Content-Disposition"] = f'attachment; filename="{d.id}.ers"'
+    return resp
+
+
 @bp.get("/v1/matters/<path:ref>")
 def get_matter(ref: str) -> Response:
     p = principal("read")
