@@ -86,6 +86,11 @@ class Base:
             with self.admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
 
+    def close(self) -> None:
+        self.drop(self.url)
+        if self.admin is not None:
+            self.admin.dispose()  # else its pooled connection is garbage-collected in a later test
+
 
 def _build(tmp: Path, backend: str, n: int, batch: int, notarised: bool, pending: int) -> Base:
     admin = None
@@ -141,7 +146,7 @@ def _build(tmp: Path, backend: str, n: int, batch: int, notarised: bool, pending
 def small(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
     base = _build(tmp_path_factory.mktemp(f"small-{request.param}"), request.param, 700, 300, True, 4)
     yield base
-    base.drop(base.url)
+    base.close()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -149,7 +154,7 @@ def big(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     base = _build(tmp_path_factory.mktemp(f"big-{request.param}"), request.param, 65_536 + 3 * 256 + 10, 40_000,
                   False, 2)
     yield base
-    base.drop(base.url)
+    base.close()
 
 
 @dataclass
