@@ -13,58 +13,32 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
 
-from depository.db import ReadConnections, WalCheckpointer, bulk_insert, lock_for_sequencing, writer_priority
-from depository.errors import BadRequest, IntegrityError, NotFound, Overloaded
-from depository.integrator_lock import IntegratorLock
+from depository.db import ReadConnections, bulk_insert, lock_for_sequencing, writer_priority
+from depository.errors import NotFound, Overloaded
 from depository.integrity import Halts, HighWater, IntegrationHalted, chain_link
+from depository.log_guard import TamperFound, contiguous_leaves, signed_root, unreadable
+from depository.log_reads import TileReads
 from depository.models import CheckpointRow, LogEntry, LogSequence, LogTree, TileRow
 from evidence import merkle, tilecheck, tiles
-from evidence.checkpoint import Checkpoint, verify_checkpoint
+from evidence.checkpoint import Checkpoint
 from evidence.errors import EvidenceError
 from evidence.note import Verifier
 
 log = logging.getLogger(__name__)
 IN_CHUNK = 900  # stay under SQLite's bound-parameter limit
-TILE_CACHE = 2048  # tiles kept per process for proofs: ~32 MiB
-HALT_POLL_S = 2.0  # how often a halted integrator looks whether an audit or an operator resumed it
-
-
-class _LRU:
-    """A small thread-safe LRU for immutable values."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._d: OrderedDict[tuple[int, int], tiles.Tile] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[int, int]) -> tiles.Tile | None:
-        with self._lock:
-            v = self._d.get(key)
-            if v is not None:
-                self._d.move_to_end(key)
-            return v
-
-    def put(self, key: tuple[int, int], value: tiles.Tile) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.capacity:
-                self._d.popitem(last=False)
+_SEQUENCE_AND_SIZE = "SELECT s.next_index, t.size FROM log_sequence s, log_tree t WHERE s.id = 1 AND t.id = 1"
 
 
 class CheckpointSigner(Protocol):
@@ -94,19 +68,6 @@ class PublishedCheckpoint:
         return cls(row.id, row.size, row.root_hash, row.note, created)
 
 
-class TamperFound(Exception):
-    """The stored tree is not the tree the log signed (raised inside integrate, recorded as a halt)."""
-
-
-_SEQUENCE_AND_SIZE = "SELECT s.next_index, t.size FROM log_sequence s, log_tree t WHERE s.id = 1 AND t.id = 1"
-
-
-def _unreadable(e: DBAPIError) -> bool:
-    """A stored value the driver cannot even decode (SQLite keeps any type in any column: a BLOB column
-    holding TEXT that is not UTF-8). That is tampering, not an outage."""
-    return "could not decode" in str(e.orig).lower()
-
-
 class Log:
     """The log over one engine. `verifier` checks the log's own signature on the checkpoint it extends;
     `chain_key` links checkpoints (`integrity.chain_link`; None leaves `chain` NULL, which the audit
@@ -125,8 +86,8 @@ class Log:
         self.halts = Halts(engine)
         self.high_water = high_water or HighWater(None)
         self._listeners: list[Callable[[PublishedCheckpoint], None]] = []
-        self._tiles = _LRU(TILE_CACHE)
         self._reads = ReadConnections(engine)
+        self.tile_reads = TileReads(engine, hasher, self._reads, lambda: self.sizes()[0])
         self._integrated = threading.Condition()
 
     # ---- set-up ------------------------------------------------------------------------------------
@@ -289,13 +250,13 @@ class Log:
             except TamperFound as e:
                 self._halt(size, e)
             except DBAPIError as e:
-                if not _unreadable(e):
+                if not unreadable(e):
                     raise
                 self._halt(size, TamperFound(f"storage: a value the integrator reads is not of its column's "
                                              f"type ({e.orig})"))
         try:
-            old_root = self._check_signed_state(size, tree_root, latest)
-            leaves = _contiguous_leaves(data, size, target)
+            old_root = signed_root(self.engine, self.verifier, self.origin, self.high_water, size, tree_root, latest)
+            leaves = contiguous_leaves(data, size, target)
             frontier = tilecheck.verify_edge(self.hasher, size, edge.values(), old_root)
             hash_leaf = self.hasher.hash_leaf
             leaf_hashes = [hash_leaf(d) for d in leaves]
@@ -311,49 +272,6 @@ class Log:
         reason = e.diagnostics() if isinstance(e, EvidenceError) else str(e)
         halt = self.halts.raise_halt(size, reason)
         raise IntegrationHalted(reason, extra={"halt": halt.to_json()}) from e
-
-    def _check_signed_state(self, size: int, tree_root: bytes, latest: Any) -> bytes:
-        """The signed root of the tree the integrator is about to extend; TamperFound if storage disagrees."""
-        if latest is None:
-            raise TamperFound("no checkpoint is stored: the log has nothing signed to extend")
-        if not isinstance(tree_root, bytes | memoryview):
-            raise TamperFound(f"log_tree/1/root_hash: got {type(tree_root).__name__}, want bytes")
-        if not isinstance(latest.note, str) or not isinstance(latest.root_hash, bytes | memoryview):
-            raise TamperFound(f"checkpoints/seq {latest.seq}: got note {type(latest.note).__name__}, root_hash "
-                              f"{type(latest.root_hash).__name__}; want str and bytes")
-        try:
-            verified = verify_checkpoint(latest.note, [self.verifier])
-        except EvidenceError as e:
-            raise TamperFound(f"checkpoints/seq {latest.seq}: the log's signature does not verify "
-                              f"({e.diagnostics()})") from e
-        signed = verified.checkpoint
-        if signed.origin != self.origin:
-            raise TamperFound(f"checkpoints/seq {latest.seq}: origin {signed.origin!r}, want {self.origin!r}")
-        if (latest.size, bytes(latest.root_hash)) != (signed.size, signed.root_hash):
-            raise TamperFound(f"checkpoints/seq {latest.seq}: row says size {latest.size} root "
-                              f"{bytes(latest.root_hash).hex()}, its signed note says size {signed.size} "
-                              f"root {signed.root_hash.hex()}")
-        self._check_high_water(latest)
-        if (size, bytes(tree_root)) != (signed.size, signed.root_hash):
-            raise TamperFound(f"log_tree: got size {size} root {bytes(tree_root).hex()}, want the signed "
-                              f"size {signed.size} root {signed.root_hash.hex()}")
-        return signed.root_hash
-
-    def _check_high_water(self, latest: Any) -> None:
-        """The stored checkpoints still hold the last one this home signed (see integrity.HighWater)."""
-        mark = self.high_water.read()
-        if mark is None:
-            return
-        seq, size, digest = mark
-        if seq < 0:
-            raise TamperFound(f"{self.high_water.path}: unreadable high-water mark")
-        if latest.seq < seq:
-            raise TamperFound(f"checkpoints: the latest stored is seq {latest.seq}, but this home signed seq {seq} "
-                              f"(size {size}): checkpoints were deleted or the log rolled back")
-        with self.engine.connect() as conn:
-            note = conn.execute(select(CheckpointRow.note).where(CheckpointRow.seq == seq)).scalar()
-        if not isinstance(note, str) or hashlib.sha256(note.encode()).hexdigest() != digest:
-            raise TamperFound(f"checkpoints/seq {seq}: not the checkpoint this home signed at size {size}")
 
     def _publish(self, size: int, root: bytes, changed: Iterable[tiles.Tile], old_size: int,
                  previous: Any = None) -> PublishedCheckpoint | None:
@@ -463,147 +381,21 @@ class Log:
             raise NotFound(f"no log entry {index}")
         return bytes(data)
 
-    def _prove(self, plan: merkle.ProofPlan, size: int) -> list[bytes]:
-        """Fetch only the tiles holding the plan's nodes, then rehash.
-
-        Tiles only grow and their first W hashes never change, so a cached tile serves any tree size for
-        which it is at least as wide as the tree needs (the upper levels and the right edge serve every
-        proof); the rest come from one query that also reads the integrated size.
-        """
-        coords = tiles.tiles_for_plan(plan)
-        loaded: dict[tuple[int, int], tiles.Tile] = {}
-        missing = []
-        for c in coords:
-            hit = self._tiles.get(c)
-            level, idx = c
-            needed = min(tiles.TILE_WIDTH, (size >> (tiles.TILE_HEIGHT * level)) - idx * tiles.TILE_WIDTH)
-            if hit is not None and hit.width >= needed:
-                loaded[c] = hit
-            else:
-                missing.append(c)
-        # The hot read path talks to the driver directly (one round trip): building and compiling Core
-        # statements cost more than the indexed lookups themselves.
-        where = " OR ".join(["(level = %s AND idx = %s)"] * len(missing)) or "1 = 0"
-        rows = self._reads.fetchall(
-            'SELECT (SELECT size FROM log_tree WHERE id = 1), level, idx, hashes, "inner" '  # noqa: S608
-            f"FROM log_tiles WHERE {where} UNION ALL "
-            "SELECT (SELECT size FROM log_tree WHERE id = 1), NULL, NULL, NULL, NULL",
-            [v for c in missing for v in c])
-        integrated = rows[-1][0]
-        if size > integrated:
-            raise NotFound(f"tree size {size} is beyond the integrated tree ({integrated})")
-        for _, level, idx, hashes, inner in rows[:-1]:
-            tile = tiles.Tile(level, idx, bytes(hashes), bytes(inner))
-            loaded[(level, idx)] = tile
-            self._tiles.put((level, idx), tile)
-        try:
-            return tiles.fetch_plan(plan, loaded, self.hasher)
-        except (KeyError, IndexError) as e:
-            raise IntegrityError(f"a tree node needed for this proof is not stored: {e}") from e
-
     def inclusion_proof(self, index: int, size: int) -> list[bytes]:
         """Requires 0 <= index < size <= integrated size."""
-        if not 0 <= index < size:
-            raise BadRequest(f"index {index} is outside a tree of size {size}")
-        return self._prove(merkle.plan_inclusion(index, size), size)
+        return self.tile_reads.inclusion_proof(index, size)
 
     def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
         """Requires 0 <= size1 <= size2 <= integrated size."""
-        if not 0 <= size1 <= size2:
-            raise BadRequest(f"cannot prove consistency from size {size1} to {size2}")
-        return self._prove(merkle.plan_consistency(size1, size2), size2)
+        return self.tile_reads.consistency_proof(size1, size2)
 
     def tile_bytes(self, level: int, index: int, width: int | None) -> bytes:
-        """What `GET /tile/L/N[.p/W]` serves: W hashes (or 256 for a full tile) at tree level 8L."""
-        size = self.sizes()[0]
-        with self.engine.connect() as conn:
-            row = conn.execute(select(TileRow.hashes).where(TileRow.level == level, TileRow.idx == index)).first()
-        # Only tiles within the integrated tree are ever stored (written in the checkpoint's transaction).
-        want = tiles.TILE_WIDTH if width is None else width
-        if row is None or len(row[0]) < want * 32 or size == 0:
-            raise NotFound(f"tile {level}/{index} width {want} is not available")
-        return bytes(row[0][:want * 32])
-
-
-def _contiguous_leaves(rows: Sequence[Any], start: int, end: int) -> list[bytes]:
-    """The leaf data of entries [start, end) in order; TamperFound on a gap or a value that is not bytes."""
-    if len(rows) != end - start:
-        have = {r.idx for r in rows}
-        gap = next((i for i in range(start, end) if i not in have), end)
-        raise TamperFound(f"log_entries/{gap}: missing (entries {start}..{end - 1} were sequenced, "
-                          f"{len(rows)} are stored)")
-    out = []
-    for i, r in enumerate(rows):
-        if r.idx != start + i:
-            raise TamperFound(f"log_entries/{start + i}: missing (found {r.idx} in its place)")
-        if not isinstance(r.data, bytes | memoryview):
-            raise TamperFound(f"log_entries/{r.idx}: data is {type(r.data).__name__}, want bytes")
-        out.append(bytes(r.data))
-    return out
-
+        """What `GET /tile/L/N[.p/W]` serves."""
+        return self.tile_reads.tile_bytes(level, index, width)
 
 def _placeholders(conn: Connection, sql: str) -> str:
     """Driver-level SQL written with `%s` placeholders, in the driver's own style (sqlite3 takes `?`)."""
     return sql if conn.dialect.paramstyle in ("format", "pyformat") else sql.replace("%s", "?")
-
-
-class Integrator(threading.Thread):
-    """Background integration loop: a batch closes after `max_entries` or `interval_ms`, whichever first."""
-
-    def __init__(self, the_log: Log, lock: IntegratorLock, *, max_entries: int, interval_ms: int) -> None:
-        super().__init__(name="integrator", daemon=True)
-        self.log = the_log
-        self.lock = lock
-        self.max_entries = max_entries
-        self.interval_s = interval_ms / 1000
-        self._stop_event = threading.Event()
-        self._wake = threading.Event()
-        self.checkpointer = WalCheckpointer(the_log.engine)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self, timeout: float = 10) -> None:
-        self._stop_event.set()
-        self._wake.set()
-        self.join(timeout)
-        self.lock.release()
-
-    def run(self) -> None:
-        self.checkpointer.start()  # SQLite: commits no longer copy the WAL back into the database
-        try:
-            self._loop()
-        finally:
-            self.checkpointer.stop()
-
-    def _loop(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                if not self.lock.try_acquire() or not self.lock.still_held():
-                    self._stop_event.wait(1.0)
-                    continue
-                size, nxt = self.log.sizes()
-                if nxt - size >= self.max_entries:
-                    self.log.integrate(self.max_entries)
-                    continue
-                if nxt > size:
-                    # A batch is open: give it until the interval closes it, unless it fills first.
-                    self._wake.wait(self.interval_s)
-                    self._wake.clear()
-                    self.log.integrate(self.max_entries)
-                    continue
-                self._wake.wait(self.interval_s)
-                self._wake.clear()
-            except IntegrationHalted:
-                # Logged once, loudly, when the halt was raised; look again now and then for its clearing.
-                self._stop_event.wait(HALT_POLL_S)
-            except Exception:
-                log.exception("integration failed; retrying")
-                self._stop_event.wait(1.0)
-
-
-def integrator_lock_for(engine: Engine, home: Path) -> IntegratorLock:
-    return IntegratorLock(engine, home / "integrator.lock")
 
 
 def integrate_all(the_log: Log, max_entries: int) -> int:

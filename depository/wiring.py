@@ -16,9 +16,10 @@ from depository.config import Config
 from depository.content_store import ContentStore
 from depository.db import make_engine, migrate
 from depository.deposits import Deposits
+from depository.integrator import Integrator, integrator_lock_for
 from depository.integrity import HIGH_WATER_FILE, HighWater, init_chain_key, link_unchained, load_chain_key
 from depository.keys import LogKeys, init_log_keys, load_log_keys
-from depository.log import Integrator, Log, PublishedCheckpoint, integrator_lock_for
+from depository.log import Log, PublishedCheckpoint
 from depository.tenants import Tenants
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,9 @@ class Services:
                 checks["redis"] = {"status": "ok"}
             except Exception as e:
                 checks["redis"] = {"status": "error", "detail": type(e).__name__}
+        limiter_health = getattr(self.rate_limiter, "health", None)
+        if limiter_health is not None:
+            checks["rate_limit"] = limiter_health()
         if self.notary is not None:
             try:
                 checks.update(self.notary.health())
@@ -164,7 +168,8 @@ def init_home(config: Config) -> LogKeys:
     from depository.packets import init_packet_material
     from notary_bridge.tsa_server import init_tsa_material
 
-    config.home.mkdir(parents=True, exist_ok=True)
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.home.chmod(0o700)  # keys, the database and stored content live here: the service's alone
     keys = init_log_keys(config.keys_dir, config.log_origin)
     init_tsa_material(config.home, "Depository TSA")  # the built-in TSA's CA and certificate
     init_packet_material(config.home)  # the packet signer's CA, certificate and CRL
@@ -196,12 +201,13 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
 
         services.redis = redis.Redis.from_url(config.redis_url)
     if config.rate_limit_per_second > 0:
-        from depository.ratelimit import LocalRateLimiter, RedisRateLimiter
+        from depository.ratelimit import FailoverRateLimiter, LocalRateLimiter, RedisRateLimiter
 
+        local = LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
         services.rate_limiter = (
-            RedisRateLimiter(services.redis, config.rate_limit_per_second, config.rate_limit_burst)
-            if services.redis is not None
-            else LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
+            FailoverRateLimiter(RedisRateLimiter(services.redis, config.rate_limit_per_second,
+                                                 config.rate_limit_burst), local)
+            if services.redis is not None else local)
     if notary and (config.tsa_urls or config.witness_policy_file):
         from depository.notary import build_notary
 

@@ -96,6 +96,23 @@ class Check:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class FileDigests:
+    """The original file as its digests and size, for a caller that hashed it while it streamed in (the
+    /verify page spools a large original to disk instead of holding it in memory)."""
+
+    sha256: bytes
+    sm3: bytes
+    size: int
+
+    @classmethod
+    def of(cls, data: bytes) -> FileDigests:
+        return cls(hashlib.sha256(data).digest(), hashlib.new("sm3", data).digest(), len(data))
+
+
+OriginalFile = bytes | FileDigests
+
+
 def absent(name: str, detail: str, explanation: str) -> Check:
     """A check whose evidence the packet does not carry: neutral, never a pass."""
     return Check(name, False, detail, explanation, ABSENT)
@@ -166,7 +183,7 @@ def _floor_s(t: datetime) -> int:
     return int(t.timestamp())
 
 
-def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust | None = None,
+def verify_proof(bundle: ProofBundle, *, file: OriginalFile | None = None, trust: Trust | None = None,
                  attachments: dict[str, bytes] | None = None, label: str = "") -> list[Check]:
     """Every check of one deposit's proof; `attachments` (packet files of this deposit) when from a PDF."""
     trust = trust or Trust()
@@ -274,15 +291,16 @@ def _attachments(bundle: ProofBundle, files: dict[str, bytes]) -> str:
     return f"{len(files)} attachments, all consistent with proof.json"
 
 
-def _file_matches(leaf_data: bytes, data: bytes, what: str = "the file") -> str:
+def _file_matches(leaf_data: bytes, data: OriginalFile, what: str = "the file") -> str:
     lf = LeafData.from_bytes(leaf_data)
-    sha, sm3 = hashlib.sha256(data).digest(), hashlib.new("sm3", data).digest()
+    d = data if isinstance(data, FileDigests) else FileDigests.of(data)
+    sha, sm3 = d.sha256, d.sm3
     if sha != lf.sha256:
         raise FormatError(f"SHA-256 of {what} is {sha.hex()}, the leaf records {lf.sha256.hex()}")
     if sm3 != lf.sm3:
         raise FormatError(f"SM3 of {what} is {sm3.hex()}, the leaf records {lf.sm3.hex()}")
-    if lf.size is not None and lf.size != len(data):
-        raise FormatError(f"{what} is {len(data)} bytes, the leaf records {lf.size}")
+    if lf.size is not None and lf.size != d.size:
+        raise FormatError(f"{what} is {d.size} bytes, the leaf records {lf.size}")
     return f"SHA-256 {sha.hex()[:16]}… and SM3 {sm3.hex()[:16]}… match the leaf"
 
 
@@ -392,7 +410,7 @@ def _time_order(bundle: ProofBundle) -> str:
 # --- bundles -----------------------------------------------------------------------------------------
 
 
-def verify_bundle(data: bytes | dict[str, Any], *, file: bytes | None = None,
+def verify_bundle(data: bytes | dict[str, Any], *, file: OriginalFile | None = None,
                   trust: Trust | None = None) -> list[Check]:
     """Checks of a proof bundle (proof.json). FormatError if it is not a bundle at all."""
     if isinstance(data, bytes):
@@ -406,12 +424,12 @@ def verify_bundle(data: bytes | dict[str, Any], *, file: bytes | None = None,
 # --- packets ----------------------------------------------------------------------------------------
 
 
-def verify_packet(pdf: bytes, *, file: bytes | None = None, trust: Trust | None = None) -> list[Check]:
+def verify_packet(pdf: bytes, *, file: OriginalFile | None = None, trust: Trust | None = None) -> list[Check]:
     """Every check of an evidence packet; FormatError (one line) if it is not a readable packet PDF."""
     return outside_event_loop(_verify_packet, pdf, file=file, trust=trust)
 
 
-def _verify_packet(pdf: bytes, *, file: bytes | None = None, trust: Trust | None = None) -> list[Check]:
+def _verify_packet(pdf: bytes, *, file: OriginalFile | None = None, trust: Trust | None = None) -> list[Check]:
     from evidence.pdfsig import read_signed_packet
 
     trust = trust or Trust()

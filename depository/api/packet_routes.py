@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, request
 
 from depository.api.auth import principal
+from depository.api.params import expensive
 from depository.packets import STATUS_HEADER, build_packet_status, wants_preliminary
 from depository.wiring import Services
 
@@ -19,7 +20,8 @@ def get_packet(deposit_id: str) -> Response:
     p = principal("proof")
     s: Services = current_app.extensions["depository"]
     d = s.deposits.get(p.tenant_id, deposit_id)
-    pdf, status = build_packet_status(s, [d], preliminary=wants_preliminary(request.args.get("preliminary")))
+    with expensive(p.key_id, "packets"):  # signing and timestamping a PDF: a few per key at once
+        pdf, status = build_packet_status(s, [d], preliminary=wants_preliminary(request.args.get("preliminary")))
     resp = Response(pdf, mimetype="application/pdf")
     resp.headers[STATUS_HEADER] = status
     resp.headers["Content-Disposition"] = f'attachment; filename="evidence-packet-{d.id}.pdf"'

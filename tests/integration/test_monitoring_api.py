@@ -32,7 +32,8 @@ def make_env(tmp_path: Path, db_url: str, **overrides: Any) -> dict[str, Any]:
     settings: dict[str, Any] = dict(
         home=tmp_path / "home", database_url=db_url, batch_interval_ms=20, log_origin="test.example/log",
         fetch_allow_cidrs=["127.0.0.0/8"], fetch_timeout_s=2.0, watch_min_interval_s=1, monitor_tick_ms=100,
-        webhook_retry_base_s=0.05, webhook_max_attempts=3, run_integrator=False)
+        webhook_retry_base_s=0.05, webhook_max_attempts=3, run_integrator=False,
+        scan_rate_per_minute=6000)  # these tests scan in quick succession; test_scan_limits tests the limit
     settings.update(overrides)
     config = load_config(env={}, **settings)
     init_home(config)
