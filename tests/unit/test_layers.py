@@ -53,6 +53,7 @@ def test_package_imports_only_what_it_may(package: str) -> None:
 # Flask (and werkzeug) belong to the web layer: the HTTP API, the console, the app factory and server, plus
 # two helpers they share -- the spooling request stream of uploads and the request fields of log lines.
 WEB_LAYER = ("depository/api/", "depository/console/", "depository/app.py", "depository/server.py",
+             "depository/proxies.py",  # ProxyFix for the trusted proxies only
              "depository/uploads.py", "depository/logging_setup.py")
 
 
