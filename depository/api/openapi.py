@@ -97,6 +97,10 @@ CORE_PATHS: dict[str, Any] = {
         "summary": "The signed evidence packet (PDF)", "security": SECURED, "parameters": [DEPOSIT_ID],
         "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}},
                       **errors(401, 403, 404, 409)}}},
+    "/v1/deposits/{deposit_id}/evidence-record": {"get": {
+        "summary": "The deposit's RFC 4998 EvidenceRecord (DER)", "security": SECURED, "parameters": [DEPOSIT_ID],
+        "responses": {"200": {"description": "EvidenceRecord", "content": {"application/octet-stream": {}}},
+                      **errors(401, 403, 404, 409)}}},
     "/v1/matters/{ref}": {"get": {
         "summary": "A matter's deposits in order, with their proofs", "security": SECURED,
         "parameters": [path_param("ref", "matter reference")],

@@ -92,7 +92,7 @@ def _evidence(s: Services, tid: str, tag: bytes) -> dict[str, Any]:
     cp = s.log.latest_checkpoint()
     token, _ = s.notary.timestamp_for(cp)
     assert token is not None
-    return {"deposit": d, "body": cp.body, "token": token, "packet": build_packet(s, [d])}
+    return {"deposit": d, "body": cp.body, "token": token, "packet": build_packet(s, [d], preliminary=True)}
 
 
 def _openssl(tmp: Path, body: str, token: bytes, ca: Path) -> subprocess.CompletedProcess[str]:
@@ -155,11 +155,11 @@ def test_rotate_tsa_and_packet_old_and_new_evidence_verify(h: Home, tmp_path: Pa
         (tmp_path / "p.pdf").write_bytes(ev["packet"])
         _pdfsig_ok(tmp_path / "p.pdf")
         r = _verify(h, ev["packet"], trust, tmp_path)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == 3, r.stdout + r.stderr
     # With only the new packet root, the old packet's signer is not trusted (the check is real).
     (trust / "packet-ca.pem").write_bytes((h.home / "packet" / "packet-ca.pem").read_bytes())
-    assert _verify(h, before["packet"], trust, tmp_path).returncode != 0
-    assert _verify(h, after["packet"], trust, tmp_path).returncode == 0
+    assert _verify(h, before["packet"], trust, tmp_path).returncode == 1
+    assert _verify(h, after["packet"], trust, tmp_path).returncode == 3
 
     # The old checkpoints' tokens still pass the audit; the keys endpoint lists both generations.
     assert run_cli(["audit"], h.cli_env()).returncode == 0
