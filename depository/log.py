@@ -22,9 +22,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, insert, select, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import IntegrityError as DBAPIIntegrityError
 
 from depository.db import ReadConnections, WalCheckpointer, bulk_insert, lock_for_sequencing, writer_priority
@@ -97,6 +98,15 @@ class TamperFound(Exception):
     """The stored tree is not the tree the log signed (raised inside integrate, recorded as a halt)."""
 
 
+_SEQUENCE_AND_SIZE = "SELECT s.next_index, t.size FROM log_sequence s, log_tree t WHERE s.id = 1 AND t.id = 1"
+
+
+def _unreadable(e: DBAPIError) -> bool:
+    """A stored value the driver cannot even decode (SQLite keeps any type in any column: a BLOB column
+    holding TEXT that is not UTF-8). That is tampering, not an outage."""
+    return "could not decode" in str(e.orig).lower()
+
+
 class Log:
     """The log over one engine. `verifier` checks the log's own signature on the checkpoint it extends;
     `chain_key` links checkpoints (`integrity.chain_link`; None leaves `chain` NULL, which the audit
@@ -156,8 +166,7 @@ class Log:
             return self._sequence_fresh(conn, entries)
         # Driver-level SQL on this per-request path: compiling Core statements cost more than running them.
         lock_for_sequencing(conn)
-        next_index, size = conn.exec_driver_sql(
-            "SELECT s.next_index, t.size FROM log_sequence s, log_tree t WHERE s.id = 1 AND t.id = 1").one()
+        next_index, size = conn.exec_driver_sql(_SEQUENCE_AND_SIZE).one()
         if next_index - size + len(entries) > self.max_pending_entries:
             raise Overloaded(f"{next_index - size} entries await integration", retry_after=2)
         now = time.time()
@@ -203,6 +212,19 @@ class Log:
         bulk_insert(conn, "log_entries", ("idx", "identity", "data", "sequenced_at"),
                     [(start + i, identity, data, now) for i, (identity, data) in enumerate(entries)])
         return list(range(start, end))
+
+    def check_sequence(self) -> None:
+        """After an insert into log_entries failed on its unique index: is the sequence counter behind the
+        entries already stored (a tampered or badly restored database)? Then no deposit can be sequenced
+        safely: record a halt and raise IntegrationHalted (503) instead of reporting a conflict."""
+        with self.engine.connect() as conn:
+            nxt, size = conn.exec_driver_sql(_SEQUENCE_AND_SIZE).one()
+            top = conn.execute(select(func.max(LogEntry.idx))).scalar()
+        floor = max(size, -1 if top is None else top + 1)
+        if nxt < floor:
+            self._halt(size, TamperFound(f"log_sequence/1/next_index: got {nxt}, want at least {floor} (the "
+                                         f"entries stored and the tree integrated): new deposits would "
+                                         f"reuse log indices"))
 
     @staticmethod
     def _advance(conn: Connection, next_index: int) -> None:
@@ -251,17 +273,26 @@ class Log:
         if halt is not None:
             raise IntegrationHalted(halt.reason, extra={"halt": halt.to_json()})
         with self.engine.connect() as conn:
-            size, tree_root = conn.execute(select(LogTree.size, LogTree.root_hash).where(LogTree.id == 1)).one()
-            target = conn.execute(select(LogSequence.next_index).where(LogSequence.id == 1)).scalar_one()
+            target, size = conn.exec_driver_sql(_SEQUENCE_AND_SIZE).one()
             target = min(target, size + max_entries)
             if target <= size:
                 return None
-            latest = conn.execute(select(CheckpointRow.seq, CheckpointRow.size, CheckpointRow.root_hash,
-                                         CheckpointRow.note, CheckpointRow.chain)
-                                  .order_by(CheckpointRow.seq.desc()).limit(1)).first()
-            data = conn.execute(select(LogEntry.idx, LogEntry.data).where(LogEntry.idx >= size, LogEntry.idx < target)
-                                .order_by(LogEntry.idx)).all()
-            edge = self._load_tiles(conn, [(c.level, c.index) for c in tiles.right_edge_tiles(size)])
+            try:
+                tree_root = conn.execute(select(LogTree.root_hash).where(LogTree.id == 1)).scalar_one()
+                latest = conn.execute(select(CheckpointRow.seq, CheckpointRow.size, CheckpointRow.root_hash,
+                                             CheckpointRow.note, CheckpointRow.chain)
+                                      .order_by(CheckpointRow.seq.desc()).limit(1)).first()
+                data = conn.execute(select(LogEntry.idx, LogEntry.data)
+                                    .where(LogEntry.idx >= size, LogEntry.idx < target)
+                                    .order_by(LogEntry.idx)).all()
+                edge = self._load_tiles(conn, [(c.level, c.index) for c in tiles.right_edge_tiles(size)])
+            except TamperFound as e:
+                self._halt(size, e)
+            except DBAPIError as e:
+                if not _unreadable(e):
+                    raise
+                self._halt(size, TamperFound(f"storage: a value the integrator reads is not of its column's "
+                                             f"type ({e.orig})"))
         try:
             old_root = self._check_signed_state(size, tree_root, latest)
             leaves = _contiguous_leaves(data, size, target)
@@ -272,16 +303,24 @@ class Log:
             merged = dict(edge)
             merged.update({(t.level, t.index): t for t in update_.tiles})
             tilecheck.verify_extension(self.hasher, size, old_root, frontier, leaf_hashes, update_.root, merged)
-        except (TamperFound, EvidenceError, ValueError, KeyError, IndexError) as e:
-            reason = e.diagnostics() if isinstance(e, EvidenceError) else str(e)
-            halt = self.halts.raise_halt(size, reason)
-            raise IntegrationHalted(reason, extra={"halt": halt.to_json()}) from e
+        except (TamperFound, EvidenceError, ValueError, KeyError, IndexError, TypeError) as e:
+            self._halt(size, e)
         return self._publish(target, update_.root, update_.tiles, size, latest)
+
+    def _halt(self, size: int, e: Exception) -> NoReturn:
+        reason = e.diagnostics() if isinstance(e, EvidenceError) else str(e)
+        halt = self.halts.raise_halt(size, reason)
+        raise IntegrationHalted(reason, extra={"halt": halt.to_json()}) from e
 
     def _check_signed_state(self, size: int, tree_root: bytes, latest: Any) -> bytes:
         """The signed root of the tree the integrator is about to extend; TamperFound if storage disagrees."""
         if latest is None:
             raise TamperFound("no checkpoint is stored: the log has nothing signed to extend")
+        if not isinstance(tree_root, bytes | memoryview):
+            raise TamperFound(f"log_tree/1/root_hash: got {type(tree_root).__name__}, want bytes")
+        if not isinstance(latest.note, str) or not isinstance(latest.root_hash, bytes | memoryview):
+            raise TamperFound(f"checkpoints/seq {latest.seq}: got note {type(latest.note).__name__}, root_hash "
+                              f"{type(latest.root_hash).__name__}; want str and bytes")
         try:
             verified = verify_checkpoint(latest.note, [self.verifier])
         except EvidenceError as e:

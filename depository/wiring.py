@@ -121,6 +121,12 @@ class Services:
             checks["database"] = {"status": "error", "detail": type(e).__name__}
         size, nxt = self.log.sizes() if checks["database"]["status"] == "ok" else (0, 0)
         checks["log"] = {"status": "ok", "tree_size": size, "pending": nxt - size}
+        if checks["database"]["status"] == "ok":
+            # A halted integrator signs nothing: deposits are durable and wait (see depository.integrity).
+            halt = self.log.halts.current()
+            checks["integrity"] = ({"status": "ok"} if halt is None else
+                                   {"status": "halted", **halt.to_json(),
+                                    "resume": "depository audit (or depository log resume --reason ...)"})
         if self.redis is not None:
             # The rq queue of the notary (and the shared rate limiter) live there: deposits go on without
             # it, but checkpoints are not witnessed or stamped until it is back.

@@ -24,6 +24,14 @@ if not (SHARED / "testdata").is_dir():  # the checkout's sibling, as CI lays it 
 TESTDATA = SHARED / "testdata"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by its directory (`-m unit`, `-m "not browser"`): the layout is the classification."""
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        if parts and parts[0] in ("unit", "integration", "faults", "browser"):
+            item.add_marker(parts[0])
+
+
 def _admin_url() -> str:
     return PG_URL
 

@@ -30,6 +30,30 @@ def services() -> Services:
     return services_
 
 
+HALT_NOTICE = ("integration is halted: the stored log failed its check before signing, so no new checkpoint "
+               "is signed; this deposit is durably recorded and will be integrated once an audit passes")
+
+
+@bp.after_request
+def _say_if_halted(resp: Response) -> Response:
+    """While integration is halted (depository.integrity), every deposit answer says so: a header on each,
+    and a `notice` member in JSON object bodies of successful answers. Stored idempotent answers are
+    replayed byte for byte; they get the header only."""
+    try:
+        halt = services().log.halts.current()
+    except Exception:  # the database is away: the route has answered already (and /healthz says so)
+        return resp
+    if halt is None:
+        return resp
+    resp.headers["Depository-Integration"] = f'halted; since="{halt.raised_at.isoformat()}"'
+    if resp.status_code < 300 and resp.mimetype == "application/json" and "Idempotent-Replayed" not in resp.headers:
+        body = orjson.loads(resp.get_data())
+        if isinstance(body, dict):
+            body["notice"] = HALT_NOTICE
+            resp.set_data(orjson.dumps(body))
+    return resp
+
+
 def _wait_arg() -> float:
     raw = request.args.get("wait")
     if raw is None:

@@ -31,24 +31,30 @@ from depository.models import CheckpointRow, LogEntry, TenantRow
 bp = Blueprint("metrics", __name__)
 
 RECENT_CHECKPOINTS = 200
-BATCH_BUCKETS = (1, 10, 100, 1_000, 10_000, 100_000)
-LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
 def _gauge(lines: list[str], name: str, help_: str, value: float | int, kind: str = "gauge") -> None:
     lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {_num(value)}"]
 
 
+def _label(value: str, limit: int = 200) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped, long reasons shortened."""
+    value = value if len(value) <= limit else value[:limit - 1] + "…"
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def _num(v: float | int) -> str:
     return str(v) if isinstance(v, int) else f"{v:.6g}"
 
 
-def _histogram(lines: list[str], name: str, help_: str, values: list[float], buckets: tuple[float, ...]) -> None:
-    lines += [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
-    for b in buckets:
-        lines.append(f'{name}_bucket{{le="{_num(b)}"}} {sum(1 for v in values if v <= b)}')
-    lines += [f'{name}_bucket{{le="+Inf"}} {len(values)}', f"{name}_sum {_num(float(sum(values)))}",
-              f"{name}_count {len(values)}"]
+def _recent(lines: list[str], name: str, help_: str, values: list[float]) -> None:
+    """Quantiles and the count of a window of recent values, as gauges: the window slides, so these go
+    down as well as up (a histogram's `_bucket` counters must never go down, or `rate()` breaks)."""
+    lines += [f"# HELP {name} {help_}", f"# TYPE {name} gauge"]
+    for q in (0.5, 0.99, 1.0):
+        lines.append(f'{name}{{quantile="{q:g}"}} {_num(_quantile(values, q))}')
+    lines += [f"# HELP {name}_window Values in that window.", f"# TYPE {name}_window gauge",
+              f"{name}_window {len(values)}"]
 
 
 def _aware(dt: datetime) -> datetime:
@@ -138,23 +144,31 @@ def metrics() -> Response:
     _gauge(lines, "depository_oldest_pending_seconds",
            "Age of the oldest entry waiting for integration (0 when none waits); a stalled integrator grows it.",
            _oldest_pending_age(s.engine, size, nxt))
+    halt = s.log.halts.current()
+    _gauge(lines, "depository_log_integration_halted",
+           "1 while integration is halted because the stored tree failed its check before signing "
+           "(nothing is signed; deposits wait); /healthz and `depository status` give the reason.",
+           0 if halt is None else 1)
+    if halt is not None:
+        lines += ["# HELP depository_log_integration_halted_info The open halt (value 1), with its reason.",
+                  "# TYPE depository_log_integration_halted_info gauge",
+                  f'depository_log_integration_halted_info{{tree_size="{halt.tree_size}",'
+                  f'reason="{_label(halt.reason)}"}} 1',
+                  "# HELP depository_log_integration_halted_since_seconds Unix time the halt was raised.",
+                  "# TYPE depository_log_integration_halted_since_seconds gauge",
+                  f"depository_log_integration_halted_since_seconds {int(halt.raised_at.timestamp())}"]
     fig = integration_figures(s.engine)
     _gauge(lines, "depository_checkpoints_total", "Checkpoints published.", fig["checkpoints"], "counter")
     _gauge(lines, "depository_tenants", "Tenants.", fig["tenants"])
     if fig["latest_checkpoint_at"] is not None:
         _gauge(lines, "depository_latest_checkpoint_age_seconds", "Seconds since the latest checkpoint.",
                max(0.0, time.time() - fig["latest_checkpoint_at"]))
-    _histogram(lines, "depository_integration_batch_entries",
-               f"Leaves added per checkpoint (the last {RECENT_CHECKPOINTS} checkpoints).",
-               fig["batches"], BATCH_BUCKETS)
-    _histogram(lines, "depository_integration_latency_seconds",
-               f"Sequencing of a batch's oldest entry to its checkpoint (the last {RECENT_CHECKPOINTS}).",
-               fig["latencies"], LATENCY_BUCKETS_S)
-    lines += ["# HELP depository_integration_latency_quantile_seconds Quantiles of the same latencies.",
-              "# TYPE depository_integration_latency_quantile_seconds gauge"]
-    for q in (0.5, 0.99):
-        lines.append(f'depository_integration_latency_quantile_seconds{{quantile="{q}"}} '
-                     f"{_num(_quantile(fig['latencies'], q))}")
+    _recent(lines, "depository_integration_batch_entries",
+            f"Leaves added per checkpoint over the last {RECENT_CHECKPOINTS} checkpoints (quantile 1 = max).",
+            fig["batches"])
+    _recent(lines, "depository_integration_latency_seconds",
+            f"Sequencing of a batch's oldest entry to its checkpoint, last {RECENT_CHECKPOINTS} (quantile 1 = max).",
+            fig["latencies"])
     if s.redis is not None:
         try:
             s.redis.ping()

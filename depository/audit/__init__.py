@@ -111,7 +111,8 @@ def _start(engine: Engine, rep: AuditReport, trust: AuditTrust, cp: Cp) -> TreeS
     stored: dict[int, tiles.Tile] = {}
     with engine.connect() as conn:
         for level, idx in coords:
-            row = conn.exec_driver_sql(sql(conn, 'SELECT hashes, "inner" FROM log_tiles WHERE level = ? AND idx = ?'),
+            row = conn.exec_driver_sql(sql(conn, 'SELECT RAW(hashes), RAW("inner") FROM log_tiles '
+                                                 "WHERE level = ? AND idx = ?"),
                                        (level, idx)).first()
             try:
                 stored[level] = tiles.Tile(level, idx, bytes(row[0]), bytes(row[1]))  # type: ignore[index]

@@ -67,12 +67,13 @@ def read_checkpoints(engine: Engine, rep: AuditReport, from_seq: int) -> tuple[l
     """Checkpoints with seq >= from_seq in seq order (rows of the wrong shape are findings and skipped),
     and the stored chain value of seq from_seq - 1 (None at 0)."""
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql(sql(conn, "SELECT id, seq, size, root_hash, note, created_at, witnessed, "
-                                         "timestamped, chain FROM checkpoints WHERE seq >= ? OR seq IS NULL "
+        rows = conn.exec_driver_sql(sql(conn, "SELECT id, seq, size, RAW(root_hash), note, created_at, "
+                                         "witnessed, timestamped, RAW(chain) FROM checkpoints "
+                                         "WHERE seq >= ? OR seq IS NULL "
                                          "ORDER BY seq"), (from_seq,)).all()
         before = None
         if from_seq > 0:
-            before = conn.exec_driver_sql(sql(conn, "SELECT chain FROM checkpoints WHERE seq = ?"),
+            before = conn.exec_driver_sql(sql(conn, "SELECT RAW(chain) FROM checkpoints WHERE seq = ?"),
                                           (from_seq - 1,)).scalar()
     out = []
     for r in rows:
@@ -166,7 +167,7 @@ def check_consistency(engine: Engine, rep: AuditReport, cps: list[Cp], hasher: m
         if need:
             with engine.connect() as conn:
                 where = " OR ".join(["(level = ? AND idx = ?)"] * len(need))
-                rows = conn.exec_driver_sql(sql(conn, f'SELECT level, idx, hashes, "inner" FROM log_tiles '  # noqa: S608
+                rows = conn.exec_driver_sql(sql(conn, f'SELECT level, idx, RAW(hashes), RAW("inner") FROM log_tiles '  # noqa: S608
                                                 f"WHERE {where}"), tuple(v for k in need for v in k)).all()
             for k in need:
                 cache[k] = None
@@ -238,7 +239,7 @@ def check_timestamps(engine: Engine, rep: AuditReport, cps: list[Cp], trust: Aud
     by_id = {cp.id: cp for cp in cps}
     stamped: set[int] = set()
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT id, checkpoint_id, token, gen_time FROM timestamps").all()
+        rows = conn.exec_driver_sql(sql(conn, "SELECT id, checkpoint_id, RAW(token), gen_time FROM timestamps")).all()
     for rid, cp_id, token, gen_time in rows:
         where = f"timestamps/{rid}"
         if cp_id not in all_ids:
@@ -273,7 +274,7 @@ def check_timestamps(engine: Engine, rep: AuditReport, cps: list[Cp], trust: Aud
 def check_state(engine: Engine, rep: AuditReport, latest: Cp | None) -> tuple[int, int] | None:
     """(tree size, next index) from the state rows, checked against the latest checkpoint."""
     with engine.connect() as conn:
-        trees = conn.exec_driver_sql("SELECT id, size, root_hash FROM log_tree").all()
+        trees = conn.exec_driver_sql(sql(conn, "SELECT id, size, RAW(root_hash) FROM log_tree")).all()
         seqs = conn.exec_driver_sql("SELECT id, next_index FROM log_sequence").all()
         progress = conn.exec_driver_sql("SELECT witness_name, size FROM witness_progress").all()
     if [r[0] for r in trees] != [1]:

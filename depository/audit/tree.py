@@ -11,6 +11,7 @@ checkpoint checks.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,8 +40,20 @@ class TreeStart:
     frontier: list[bytes] = field(default_factory=list)
 
 
+_RAW_BLOB = re.compile(r'RAW\(("?\w+"?)\)')
+
+
 def sql(conn: Connection, text: str) -> str:
-    """Driver SQL written with `?`, in the driver's own placeholder style."""
+    """Driver SQL written with `?`, in the driver's own placeholder style.
+
+    `RAW(column)` reads a binary column as stored: SQLite keeps any type in any column, and a TEXT value
+    that is not UTF-8 makes the driver fail the whole fetch, so there a TEXT value comes back as the str
+    'text:<hex>' and the type check names it."""
+    if conn.dialect.name == "sqlite":
+        text = _RAW_BLOB.sub(lambda m: f"CASE WHEN typeof({m[1]}) = 'text' THEN 'text:' || hex({m[1]}) "
+                                       f"ELSE {m[1]} END", text)
+    else:
+        text = _RAW_BLOB.sub(lambda m: m[1], text)
     return text if conn.dialect.paramstyle == "qmark" else text.replace("?", "%s")
 
 
@@ -65,8 +78,9 @@ class TreePass:
         while pos < next_index:
             end = min(next_index, pos + CHUNK)
             with self.engine.connect() as conn:
-                entries = conn.exec_driver_sql(sql(conn, "SELECT idx, identity, data, sequenced_at FROM log_entries "
-                                                   "WHERE idx >= ? AND idx < ? ORDER BY idx"), (pos, end)).all()
+                entries = conn.exec_driver_sql(sql(conn, "SELECT idx, identity, RAW(data), sequenced_at "
+                                                   "FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx"),
+                                               (pos, end)).all()
                 deposits = {r[8]: r for r in conn.exec_driver_sql(sql(conn, (
                     "SELECT id, tenant_id, kind, sha256, sm3, size, metadata_json, received, leaf_index, matter, "
                     "follows FROM deposits WHERE leaf_index >= ? AND leaf_index < ?")), (pos, end))}
@@ -245,7 +259,7 @@ class TreePass:
             for i in range(0, len(keys), 400):
                 part = keys[i:i + 400]
                 where = " OR ".join(["(level = ? AND idx = ?)"] * len(part))
-                rows = conn.exec_driver_sql(sql(conn, f'SELECT level, idx, hashes, "inner" FROM log_tiles '  # noqa: S608
+                rows = conn.exec_driver_sql(sql(conn, f'SELECT level, idx, RAW(hashes), RAW("inner") FROM log_tiles '  # noqa: S608
                                                 f"WHERE {where}"), tuple(v for k in part for v in k)).all()
                 out.update({(r[0], r[1]): (_plain(r[2]), _plain(r[3])) for r in rows})
         return out

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from depository.config import Config, load_config
 from depository.log import integrate_all
-from depository.models import CheckpointRow, CosignatureRow, TimestampRow
+from depository.models import CheckpointRow, CosignatureRow, TimestampRow, WitnessProgress
 from depository.wiring import Services, build_services, init_home
 from evidence.cosignature import parse_witness_key, verify_cosignature
 from evidence.policy import Policy, verify_checkpoint_with_policy
@@ -230,11 +230,41 @@ def test_many_checkpoints_all_timestamped_latest_witnessed(setup: tuple[Services
     """Checkpoints published faster than witnessed: each gets a token; witnesses follow the latest."""
     services, _ = setup
     sizes = [deposit(services, 3, tag=f"b{i}") for i in range(8)]
+    seen: dict[str, list[int]] = {}
+
+    def progress() -> dict[str, int]:
+        with services.engine.connect() as conn:
+            now = dict(conn.execute(select(WitnessProgress.witness_name, WitnessProgress.size)).all())
+        for name, size in now.items():
+            seen.setdefault(name, []).append(size)
+        return now
+
+    def sampling(cond: Callable[[], bool]) -> Callable[[], bool]:
+        return lambda: (progress(), cond())[1]  # record the witnesses' progress at every poll
+
     services.notary.start()
-    wait_for(lambda: all(row(services, s).timestamped for s in sizes))
-    wait_for(lambda: row(services, sizes[-1]).witnessed)
-    # The witnesses never went backwards: a later checkpoint never loses to an earlier one.
-    wait_for(lambda: cosigners(services, sizes[-1]) == {"w1", "w2", "w3"})
+    wait_for(sampling(lambda: all(row(services, s).timestamped for s in sizes)))
+    # Every checkpoint has exactly one token, over its own body.
+    with services.engine.connect() as conn:
+        per_cp = conn.execute(select(TimestampRow.checkpoint_id)).scalars().all()
+    ids = [row(services, s).id for s in sizes]
+    assert sorted(i for i in per_cp if i in ids) == sorted(ids)
+    wait_for(sampling(lambda: row(services, sizes[-1]).witnessed))
+    # Witnesses follow the latest: all three end at the last size, and the size each witness is known to
+    # have cosigned never went down while they caught up (a later checkpoint never loses to an earlier one).
+    wait_for(sampling(lambda: cosigners(services, sizes[-1]) == {"w1", "w2", "w3"}))
+    final = progress()
+    assert final == {"w1": sizes[-1], "w2": sizes[-1], "w3": sizes[-1]}, final
+    for name, history in seen.items():
+        assert history == sorted(history), (name, history)
+    # No witness cosigned an earlier checkpoint after a later one: cosignature ids grow with checkpoint size.
+    with services.engine.connect() as conn:
+        lines = conn.execute(select(CosignatureRow.witness_name, CosignatureRow.id, CheckpointRow.size)
+                             .join(CheckpointRow, CheckpointRow.id == CosignatureRow.checkpoint_id)
+                             .order_by(CosignatureRow.id)).all()
+    for name in ("w1", "w2", "w3"):
+        order = [r.size for r in lines if r.witness_name == name]
+        assert order and order == sorted(order), (name, order)
 
 
 def test_outages_delay_but_catch_up(setup: tuple[Services, Parties]) -> None:

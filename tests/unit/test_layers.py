@@ -48,3 +48,24 @@ def test_package_imports_only_what_it_may(package: str) -> None:
             if package == "evidence" and (name in IO_MODULES or top in IO_MODULES):
                 bad.append(f"{path.relative_to(ROOT)} imports {name} (evidence does no network or database I/O)")
     assert not bad, "\n".join(bad)
+
+
+# Flask (and werkzeug) belong to the web layer: the HTTP API, the console, the app factory and server, plus
+# two helpers they share -- the spooling request stream of uploads and the request fields of log lines.
+WEB_LAYER = ("depository/api/", "depository/console/", "depository/app.py", "depository/server.py",
+             "depository/uploads.py", "depository/logging_setup.py")
+
+
+def test_flask_only_in_the_web_layer() -> None:
+    bad = []
+    for package in ("depository", "evidence", "notary_bridge"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel.startswith(WEB_LAYER) or (package == "notary_bridge" and path.name.endswith("_server.py")):
+                continue
+            if package == "notary_bridge" and path.name == "serving.py":
+                continue  # the WSGI thread the TSA and witness servers run in
+            for name in _imports(path):
+                if name.split(".")[0] in ("flask", "werkzeug"):
+                    bad.append(f"{rel} imports {name}")
+    assert not bad, "\n".join(bad)
