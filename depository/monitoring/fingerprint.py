@@ -137,10 +137,14 @@ class ImageFingerprint:
     height: int
     crops: tuple[tuple[int, int], ...] = ()
     algorithm: str = IMAGE_ALGORITHM
+    mirrored: tuple[int, int] | None = None
+    """(phash, dhash) of the left-right mirror image, so a flipped copy is found (registered works only;
+    absent from fingerprints stored before issue 19)."""
 
     def all_hashes(self) -> tuple[tuple[int, int], ...]:
-        """The whole-image pair followed by the crop pairs: everything a suspect may be compared with."""
-        return ((self.phash, self.dhash), *self.crops)
+        """The whole-image pair, the crop pairs, then the mirror pair: everything a suspect may be
+        compared with."""
+        return ((self.phash, self.dhash), *self.crops, *((self.mirrored,) if self.mirrored else ()))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (hashes as 16 hex digits) for the database column."""
@@ -151,6 +155,7 @@ class ImageFingerprint:
             "phash": _hash_hex(self.phash),
             "dhash": _hash_hex(self.dhash),
             "crops": [[_hash_hex(p), _hash_hex(d)] for p, d in self.crops],
+            **({"mirrored": [_hash_hex(self.mirrored[0]), _hash_hex(self.mirrored[1])]} if self.mirrored else {}),
         }
 
     @classmethod
@@ -172,7 +177,14 @@ class ImageFingerprint:
         width, height = data.get("width"), data.get("height")
         if not isinstance(width, int) or not isinstance(height, int):
             raise FingerprintError("bad-fingerprint", "width and height must be integers")
+        mirrored_raw = data.get("mirrored")
+        mirrored: tuple[int, int] | None = None
+        if mirrored_raw is not None:
+            if not isinstance(mirrored_raw, list) or len(mirrored_raw) != 2:
+                raise FingerprintError("bad-fingerprint", "mirrored must be a [phash, dhash] pair")
+            mirrored = (_parse_hash_hex(mirrored_raw[0]), _parse_hash_hex(mirrored_raw[1]))
         return cls(
+            mirrored=mirrored,
             phash=_parse_hash_hex(data.get("phash")),
             dhash=_parse_hash_hex(data.get("dhash")),
             width=width,
@@ -251,7 +263,8 @@ def fingerprint_image(
     grey, width, height = _decode_image(data, max_pixels)
     phash, dhash = _hash_pair(grey)
     crops = tuple(_hash_pair(c) for c in _crop_grid(grey)) if with_crops else ()
-    return ImageFingerprint(phash=phash, dhash=dhash, width=width, height=height, crops=crops)
+    mirrored = _hash_pair(ImageOps.mirror(grey)) if with_crops else None
+    return ImageFingerprint(phash=phash, dhash=dhash, width=width, height=height, crops=crops, mirrored=mirrored)
 
 
 @overload

@@ -99,7 +99,7 @@ class _ImageIndex:
         # Slots: one per add(); a removed work's slot is marked dead and its rows dropped at the next merge.
         self._slot_ids: list[str] = []
         self._slot_alive = np.zeros(0, dtype=bool)
-        self._slot_dims: list[tuple[int, int]] = []
+        self._slot_dims: list[tuple[int, int, int]] = []  # width, height, crop rows
         self._slot_of: dict[str, int] = {}
         # Main part: rows in insertion order, plus per table a permutation sorted by chunk and bucket starts.
         self._ph = np.zeros(0, dtype=np.uint64)
@@ -128,7 +128,7 @@ class _ImageIndex:
             self.remove(work_id)
         slot = len(self._slot_ids)
         self._slot_ids.append(work_id)
-        self._slot_dims.append((fp.width, fp.height))
+        self._slot_dims.append((fp.width, fp.height, len(fp.crops)))
         self._slot_of[work_id] = slot
         if slot >= len(self._slot_alive):
             grown = np.zeros(max(1024, 2 * len(self._slot_alive)), dtype=bool)
@@ -231,7 +231,7 @@ class _ImageIndex:
         return matches, len(rows) + len(d_ph)
 
     def items(self) -> Iterator[tuple[str, ImageFingerprint]]:
-        """Rebuild each live work's fingerprint from its rows (first row whole image, then crops)."""
+        """Rebuild each live work's fingerprint from its rows (whole image, crops, then the mirror)."""
         ph = np.concatenate([self._ph, self._delta()[0]]).tolist()
         dh = np.concatenate([self._dh, self._delta()[1]]).tolist()
         slots = np.concatenate([self._slot, self._delta()[2]]).tolist()
@@ -240,11 +240,12 @@ class _ImageIndex:
             if self._slot_alive[s]:
                 rows_of.setdefault(s, []).append((p, d))
         for slot, rows in rows_of.items():
-            width, height = self._slot_dims[slot]
+            width, height, n_crops = self._slot_dims[slot]
             yield (
                 self._slot_ids[slot],
                 ImageFingerprint(
-                    phash=rows[0][0], dhash=rows[0][1], width=width, height=height, crops=tuple(rows[1:])
+                    phash=rows[0][0], dhash=rows[0][1], width=width, height=height,
+                    crops=tuple(rows[1 : 1 + n_crops]), mirrored=rows[1 + n_crops] if len(rows) > 1 + n_crops else None,
                 ),
             )
 

@@ -156,3 +156,30 @@ def test_containment_sample_round_trips_and_old_rows_still_load() -> None:
         TextFingerprint.from_dict({**data, "containment": {"algorithm": "other", "sample": "00000001"}})
     with pytest.raises(F.FingerprintError):
         TextFingerprint.from_dict({**data, "containment": {**data["containment"], "sample": "0000000200000001"}})
+
+
+def test_a_horizontally_flipped_copy_of_a_registered_image_is_found() -> None:
+    import io as _io
+
+    from PIL import Image, ImageOps
+
+    from depository.monitoring.fingerprint import IMAGE_MATCH_THRESHOLD, ImageFingerprint, fingerprint_image
+    from tests.unit.depository.test_fingerprint import make_picture
+
+    def png(img: Image.Image, fmt: str = "PNG") -> bytes:
+        buf = _io.BytesIO()
+        img.save(buf, fmt, quality=80) if fmt == "JPEG" else img.save(buf, fmt)
+        return buf.getvalue()
+
+    original = make_picture(5)
+    work = fingerprint_image(png(original))
+    assert work.mirrored is not None
+    flipped = fingerprint_image(png(ImageOps.mirror(original).convert("RGB"), "JPEG"), with_crops=False)
+    index = SimilarityIndex.from_rows([("work", work), ("other", fingerprint_image(png(make_picture(6))))])
+    assert [m.work_id for m in index.query(flipped)] == ["work"]
+    assert index.query(flipped)[0].score >= IMAGE_MATCH_THRESHOLD
+    # Without the mirror pair (a row stored before issue 19) the flip is not found: the pair is what does it.
+    old = ImageFingerprint.from_dict({k: v for k, v in work.to_dict().items() if k != "mirrored"})
+    assert SimilarityIndex.from_rows([("work", old)]).query(flipped) == []
+    assert ImageFingerprint.from_dict(work.to_dict()) == work
+    assert dict(SimilarityIndex.from_rows([("work", work)]).items())["work"] == work
