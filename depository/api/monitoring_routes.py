@@ -115,8 +115,7 @@ def _scan(p: Any, m: Monitoring) -> Response:
         spool: Any = upload.stream
         raw = spool.file if hasattr(spool, "file") else spool
         raw.seek(0)
-        data = raw.read()
-        matches = m.scan_bytes(p.tenant_id, data, upload.mimetype, upload.filename)
+        matches = m.scan_bytes(p.tenant_id, raw, upload.mimetype, upload.filename)  # streamed, not read whole
         return jsonify({"source": "upload", "filename": upload.filename, "matches": matches})
     obj = _json_object()
     url = obj.get("url")
@@ -263,9 +262,25 @@ def _fingerprint_copyright_upload(resp: Response) -> Response:
         upload = request.files["file"]
         raw: Any = getattr(upload.stream, "file", upload.stream)
         raw.seek(0)
-        _monitoring().register_work(tenant_id, deposit_id, raw.read(), upload.mimetype, upload.filename)
-    except Exception:  # the deposit stands; a work without fingerprints is only not monitored
+        # The spool is read a megabyte at a time; the verdict (fingerprinted | unsupported | failed and
+        # why) is stored and shown as `monitoring` on GET /v1/deposits/<id>.
+        _monitoring().register_work(tenant_id, deposit_id, raw, upload.mimetype, upload.filename)
+    except Exception:  # the deposit stands (already answered 201); register_work recorded `failed`
         log.exception("fingerprinting copyright deposit failed")
+    return resp
+
+
+@bp.after_app_request
+def _show_monitoring_status(resp: Response) -> Response:
+    """Add ``monitoring: {status, reason, fingerprints, kinds}`` to GET /v1/deposits/<id> of a copyright
+    deposit, so a rights holder sees whether (and why not) a work is watched for."""
+    if request.endpoint != "deposits.get_deposit" or resp.status_code != 200 or resp.mimetype != "application/json":
+        return resp
+    body = json.loads(resp.get_data())
+    if body.get("kind") != "copyright" or _services().monitoring is None:
+        return resp
+    body["monitoring"] = _monitoring().monitoring_status(g.principal.tenant_id, body["id"])
+    resp.set_data(json.dumps(body))
     return resp
 
 

@@ -81,6 +81,6 @@ def _register_work(s: Services, tenant_id: str, deposit_id: str, spool: HashingS
     whatever happens here: a work without fingerprints is only not monitored."""
     try:
         spool.file.seek(0)
-        s.monitoring.register_work(tenant_id, deposit_id, spool.file.read(), req.content_type, req.filename)
+        s.monitoring.register_work(tenant_id, deposit_id, spool.file, req.content_type, req.filename)
     except Exception:
         log.exception("fingerprinting copyright deposit %s failed", deposit_id)

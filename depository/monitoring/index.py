@@ -12,7 +12,9 @@ Images: multi-index hashing (Norouzi et al., "Fast Search in Hamming Space with 
     by full Hamming distance on pHash and dHash.
     Storage is columnar numpy (a sorted "main" part plus a small unsorted "delta" that is scanned
     linearly and merged when it grows), so 100,000 works x 19 hashes cost ~80 MB, and adds stay O(1).
-Texts: ``datasketch.MinHashLSH`` banding for candidates, then the MinHash Jaccard estimate.
+Texts: ``datasketch.MinHashLSH`` banding for candidates, then the MinHash Jaccard estimate; and, for a
+    suspect that carries its containment hash set, an inverted index of every work's bottom-k sample,
+    which scores how much of each *work* is in the page (a work quoted inside boilerplate).
 
 The index holds no database handle: the service rebuilds it at start from stored fingerprint rows
 (:meth:`SimilarityIndex.from_rows`) or a snapshot (:meth:`SimilarityIndex.to_state` / ``from_state``).
@@ -36,6 +38,8 @@ from depository.monitoring.fingerprint import (
     IMAGE_METHOD,
     MAX_PHASH_DISTANCE,
     TEXT_ALGORITHM,
+    TEXT_CONTAINMENT_METHOD,
+    TEXT_CONTAINMENT_THRESHOLD,
     TEXT_MATCH_THRESHOLD,
     TEXT_METHOD,
     TEXT_MINHASH_SEED,
@@ -95,7 +99,7 @@ class _ImageIndex:
         # Slots: one per add(); a removed work's slot is marked dead and its rows dropped at the next merge.
         self._slot_ids: list[str] = []
         self._slot_alive = np.zeros(0, dtype=bool)
-        self._slot_dims: list[tuple[int, int]] = []
+        self._slot_dims: list[tuple[int, int, int]] = []  # width, height, crop rows
         self._slot_of: dict[str, int] = {}
         # Main part: rows in insertion order, plus per table a permutation sorted by chunk and bucket starts.
         self._ph = np.zeros(0, dtype=np.uint64)
@@ -124,7 +128,7 @@ class _ImageIndex:
             self.remove(work_id)
         slot = len(self._slot_ids)
         self._slot_ids.append(work_id)
-        self._slot_dims.append((fp.width, fp.height))
+        self._slot_dims.append((fp.width, fp.height, len(fp.crops)))
         self._slot_of[work_id] = slot
         if slot >= len(self._slot_alive):
             grown = np.zeros(max(1024, 2 * len(self._slot_alive)), dtype=bool)
@@ -227,7 +231,7 @@ class _ImageIndex:
         return matches, len(rows) + len(d_ph)
 
     def items(self) -> Iterator[tuple[str, ImageFingerprint]]:
-        """Rebuild each live work's fingerprint from its rows (first row whole image, then crops)."""
+        """Rebuild each live work's fingerprint from its rows (whole image, crops, then the mirror)."""
         ph = np.concatenate([self._ph, self._delta()[0]]).tolist()
         dh = np.concatenate([self._dh, self._delta()[1]]).tolist()
         slots = np.concatenate([self._slot, self._delta()[2]]).tolist()
@@ -236,11 +240,12 @@ class _ImageIndex:
             if self._slot_alive[s]:
                 rows_of.setdefault(s, []).append((p, d))
         for slot, rows in rows_of.items():
-            width, height = self._slot_dims[slot]
+            width, height, n_crops = self._slot_dims[slot]
             yield (
                 self._slot_ids[slot],
                 ImageFingerprint(
-                    phash=rows[0][0], dhash=rows[0][1], width=width, height=height, crops=tuple(rows[1:])
+                    phash=rows[0][0], dhash=rows[0][1], width=width, height=height,
+                    crops=tuple(rows[1 : 1 + n_crops]), mirrored=rows[1 + n_crops] if len(rows) > 1 + n_crops else None,
                 ),
             )
 
@@ -253,13 +258,92 @@ def _lsh_params(threshold: float) -> tuple[int, int]:
     return int(probe.b), int(probe.r)
 
 
-class _TextIndex:
-    """MinHashLSH candidates verified by the MinHash Jaccard estimate."""
+class _ContainmentIndex:
+    """Inverted index of every work's containment sample: sorted (hash, slot) columns plus an unsorted
+    delta, like the image index. A suspect's probe set is looked up with one ``searchsorted`` per probe
+    hash; ``bincount`` over the hits gives, per work, how many of its sample hashes the page holds. That
+    count over the work's sample size (below the probe's cut-off) *is* the containment estimate, so no
+    separate verification step is needed. Memory: 8 bytes x sample size (256) per work."""
 
-    def __init__(self, lsh_threshold: float, threshold: float) -> None:
+    def __init__(self) -> None:
+        self._slot_of: dict[str, int] = {}
+        self._slot_ids: list[str] = []
+        self._samples: list[np.ndarray] = []
+        self._alive = np.zeros(0, dtype=bool)
+        self._h = np.zeros(0, dtype=np.uint32)
+        self._s = np.zeros(0, dtype=np.uint32)
+        self._d_h: list[np.ndarray] = []
+        self._d_s: list[np.ndarray] = []
+        self._d_rows = 0
+
+    def add(self, work_id: str, sample: np.ndarray, *, merge: bool = True) -> None:
+        self.remove(work_id)
+        slot = len(self._slot_ids)
+        self._slot_ids.append(work_id)
+        self._samples.append(sample)
+        self._slot_of[work_id] = slot
+        if slot >= len(self._alive):
+            grown = np.zeros(max(1024, 2 * len(self._alive)), dtype=bool)
+            grown[: len(self._alive)] = self._alive
+            self._alive = grown
+        self._alive[slot] = True
+        self._d_h.append(sample)
+        self._d_s.append(np.full(len(sample), slot, dtype=np.uint32))
+        self._d_rows += len(sample)
+        if merge and self._d_rows >= DELTA_MERGE_ROWS:
+            self.compact()
+
+    def remove(self, work_id: str) -> None:
+        slot = self._slot_of.pop(work_id, None)
+        if slot is not None:
+            self._alive[slot] = False
+
+    def compact(self) -> None:
+        h = np.concatenate([self._h, *self._d_h])
+        sl = np.concatenate([self._s, *self._d_s])
+        keep = self._alive[sl]
+        h, sl = h[keep], sl[keep]
+        order = np.argsort(h, kind="stable")
+        self._h, self._s = h[order], sl[order]
+        self._d_h, self._d_s, self._d_rows = [], [], 0
+
+    def query(self, probe: np.ndarray, cutoff: int, threshold: float) -> tuple[dict[str, float], int]:
+        """Works whose sample is at least ``threshold`` contained in ``probe``; and rows touched."""
+        if not len(self._slot_ids):
+            return {}, 0
+        lo = np.searchsorted(self._h, probe, side="left")
+        hi = np.searchsorted(self._h, probe, side="right")
+        lengths = hi - lo
+        total = int(lengths.sum())
+        hits = [np.zeros(0, dtype=np.uint32)]
+        if total:
+            offsets = np.repeat(lo - np.cumsum(lengths) + lengths, lengths)
+            hits.append(self._s[offsets + np.arange(total)])
+        if self._d_rows:
+            d_h = np.concatenate(self._d_h)
+            d_s = np.concatenate(self._d_s)
+            hits.append(d_s[np.isin(d_h, probe)])
+        counts = np.bincount(np.concatenate(hits).astype(np.int64), minlength=len(self._slot_ids))
+        out: dict[str, float] = {}
+        for slot in np.flatnonzero(counts).tolist():
+            if not self._alive[slot]:
+                continue
+            sample = self._samples[slot]
+            denom = int(np.count_nonzero(sample.astype(np.uint64) < np.uint64(cutoff)))
+            if denom and counts[slot] / denom >= threshold:
+                out[self._slot_ids[slot]] = float(counts[slot] / denom)
+        return out, total + self._d_rows
+
+
+class _TextIndex:
+    """MinHashLSH candidates verified by the MinHash Jaccard estimate, and the containment index."""
+
+    def __init__(self, lsh_threshold: float, threshold: float, containment_threshold: float) -> None:
         self.threshold = threshold
+        self.containment_threshold = containment_threshold
         self._lsh = MinHashLSH(threshold=lsh_threshold, num_perm=TEXT_NUM_PERM, params=_lsh_params(lsh_threshold))
         self._fps: dict[str, TextFingerprint] = {}
+        self._contained = _ContainmentIndex()
 
     def __len__(self) -> int:
         return len(self._fps)
@@ -279,6 +363,8 @@ class _TextIndex:
             self.remove(work_id)
         self._lsh.insert(work_id, lean, check_duplication=False)
         self._fps[work_id] = fp
+        if fp.sample:
+            self._contained.add(work_id, fp.sample_array())
 
     def add_many(self, rows: Iterable[tuple[str, TextFingerprint]]) -> None:
         """Bulk insert through datasketch's insertion session (buffers the band-table writes)."""
@@ -289,23 +375,36 @@ class _TextIndex:
                     self.remove(work_id)
                 session.insert(work_id, lean, check_duplication=False)
                 self._fps[work_id] = fp
+                if fp.sample:
+                    self._contained.add(work_id, fp.sample_array(), merge=False)
+        self._contained.compact()
 
     def remove(self, work_id: str) -> bool:
         if self._fps.pop(work_id, None) is None:
             return False
         self._lsh.remove(work_id)
+        self._contained.remove(work_id)
         return True
 
     def query(self, fp: TextFingerprint) -> tuple[list[Match], int]:
+        """Jaccard matches (LSH candidates, exact estimate) and, for a suspect with a probe set,
+        containment matches; per work the higher score wins and names its method."""
         candidates = self._lsh.query(self._lean(fp))
         probe = fp.array()
-        matches = []
+        best: dict[str, Match] = {}
         for work_id in candidates:
             score = float(np.mean(self._fps[work_id].array() == probe))
             if score >= self.threshold:
-                matches.append(Match(score=score, work_id=work_id, method=TEXT_METHOD))
-        matches.sort(key=lambda m: (-m.score, m.work_id))
-        return matches, len(candidates)
+                best[work_id] = Match(score=score, work_id=work_id, method=TEXT_METHOD)
+        touched = len(candidates)
+        if fp.probe is not None:
+            contained, rows = self._contained.query(fp.probe, fp.probe_cutoff, self.containment_threshold)
+            touched += rows
+            for work_id, score in contained.items():
+                if work_id not in best or score > best[work_id].score:
+                    best[work_id] = Match(score=score, work_id=work_id, method=TEXT_CONTAINMENT_METHOD)
+        matches = sorted(best.values(), key=lambda m: (-m.score, m.work_id))
+        return matches, touched
 
     def items(self) -> Iterator[tuple[str, TextFingerprint]]:
         yield from self._fps.items()
@@ -325,9 +424,10 @@ class SimilarityIndex:
         max_phash_distance: int = MAX_PHASH_DISTANCE,
         text_threshold: float = TEXT_MATCH_THRESHOLD,
         text_lsh_threshold: float = TEXT_LSH_THRESHOLD,
+        text_containment_threshold: float = TEXT_CONTAINMENT_THRESHOLD,
     ) -> None:
         self._images = _ImageIndex(max_phash_distance, image_threshold)
-        self._texts = _TextIndex(text_lsh_threshold, text_threshold)
+        self._texts = _TextIndex(text_lsh_threshold, text_threshold, text_containment_threshold)
         self.last_candidates = 0
         """Rows or works verified by the most recent query: shows the lookup did not scan everything."""
 

@@ -23,6 +23,7 @@ One `Monitoring` hangs off `Services.monitoring` (attached by `attach_monitoring
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
@@ -31,17 +32,18 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from depository.deposits import DepositRequest, new_deposit_id, rfc3339_ms
 from depository.errors import NotFound
+from depository.monitoring import worktext
 from depository.monitoring.capture import CaptureMatch, build_warc
 from depository.monitoring.extract import extract_feed_links, extract_html, is_feed, looks_like_html
 from depository.monitoring.fetcher import Fetcher, FetchError, FetchResult
@@ -51,6 +53,7 @@ from depository.monitoring.fingerprint import (
     TextFingerprint,
     fingerprint_image,
     fingerprint_text,
+    fingerprint_text_stream,
 )
 from depository.monitoring.index import Match, SimilarityIndex
 from depository.monitoring.models import AlertRow, FetchRow, FingerprintRow
@@ -60,13 +63,15 @@ if TYPE_CHECKING:
     from depository.monitoring.watches import Watches
     from depository.wiring import Services
 
-__all__ = ["Monitoring", "ScanReport", "attach_monitoring"]
+__all__ = ["Monitoring", "ScanReport", "WorkFingerprints", "attach_monitoring", "fingerprint_work"]
 
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".bmp", ".tif", ".tiff")
 TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".text", ".html", ".htm", ".csv", ".rst")
-MAX_WORK_BYTES = 64 * 1024 * 1024  # larger uploads are deposited but not fingerprinted
+MAX_WORK_BYTES = 64 * 1024 * 1024  # larger images are deposited but not fingerprinted (text streams: no cap)
+STATUS_KIND = "status"
+STATUS_FORMAT = "monitoring-status/1"
 MIN_PAGE_WORDS = 20  # a page with fewer words (navigation, captions) is not compared as a text
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/rss+xml,application/atom+xml;q=0.9,*/*;q=0.5"
 IMAGE_ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.9,*/*;q=0.5"
@@ -99,29 +104,114 @@ class ScanReport:
                 "fetches": self.fetches, "matches": self.matches, "alerts": self.alerts}
 
 
-def fingerprint_work(data: bytes, content_type: str | None, filename: str | None
-                     ) -> list[ImageFingerprint | TextFingerprint]:
-    """Fingerprints of a registered work's content: an image, or a text (plain or HTML), else none."""
+MAX_HTML_WORK_BYTES = 16 * 1024 * 1024  # HTML is parsed whole; a bigger HTML work is "unsupported"
+READ_CHUNK = 1 << 20
+PDF_TYPES = ("application/pdf", "application/x-pdf")
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@dataclass
+class WorkFingerprints:
+    """What monitoring made of a registered work: ``status`` is ``fingerprinted`` (monitored),
+    ``unsupported`` (a kind of content monitoring cannot read: says which in ``reason``) or ``failed``
+    (content that should be readable but was not: corrupt image, PDF without a text layer...)."""
+
+    status: str
+    reason: str | None = None
+    fingerprints: list[ImageFingerprint | TextFingerprint] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "reason": self.reason, "fingerprints": len(self.fingerprints)}
+
+
+def _read_all(source: bytes | BinaryIO, limit: int) -> bytes | None:
+    if isinstance(source, bytes | bytearray):
+        return bytes(source) if len(source) <= limit else None
+    data = source.read(limit + 1)
+    return data if len(data) <= limit else None
+
+
+def _byte_chunks(source: bytes | BinaryIO) -> Iterator[bytes]:
+    if isinstance(source, bytes | bytearray):
+        for i in range(0, len(source), READ_CHUNK):
+            yield bytes(source[i : i + READ_CHUNK])
+        return
+    while chunk := source.read(READ_CHUNK):
+        yield chunk
+
+
+def _utf8_chunks(source: bytes | BinaryIO) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
+    for chunk in _byte_chunks(source):
+        yield decoder.decode(chunk)
+    yield decoder.decode(b"", final=True)
+
+
+def _head(source: bytes | BinaryIO, n: int = 8) -> bytes:
+    if isinstance(source, bytes | bytearray):
+        return bytes(source[:n])
+    pos = source.tell()
+    head = source.read(n)
+    source.seek(pos)
+    return head
+
+
+def fingerprint_work(source: bytes | BinaryIO, content_type: str | None, filename: str | None, *,
+                     probe: bool = False) -> WorkFingerprints:
+    """Fingerprints of a registered work's content: an image, or the text of a plain-text, Markdown,
+    HTML, PDF or .docx file. ``source`` may be a seekable binary file (an upload's spool): text is read
+    and hashed a megabyte at a time, so memory stays bounded whatever the size (docs/benchmarks.md).
+    ``probe=True`` for a suspect upload: keeps its containment hash set (see fingerprint.TextFingerprint).
+    Never raises for what the content is: the verdict and its reason are in the result."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     name = (filename or "").lower()
+    head = _head(source, 512)
+    if ctype in PDF_TYPES or name.endswith(".pdf") or head.startswith(b"%PDF-"):
+        return _text_result(lambda: worktext.pdf_text(source), "pdf", probe)
+    if ctype == DOCX_TYPE or name.endswith(".docx"):
+        return _text_result(lambda: worktext.docx_text(source), "docx", probe)
     looks_image = ctype.startswith("image/") or name.endswith(IMAGE_EXTENSIONS)
     looks_text = ctype.startswith("text/") or name.endswith(TEXT_EXTENSIONS)
     if looks_image or not looks_text:
+        data = _read_all(source, MAX_WORK_BYTES)
+        if data is None:
+            return WorkFingerprints("unsupported", f"image larger than {MAX_WORK_BYTES // (1024 * 1024)} MiB")
         try:
-            return [fingerprint_image(data)]
-        except FingerprintError:
+            return WorkFingerprints("fingerprinted", None, [fingerprint_image(data)])
+        except FingerprintError as e:
             if looks_image:
-                return []
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return []
+                return WorkFingerprints("failed", f"{e.reason}: {e.detail}"[:500])
+            if not isinstance(source, bytes | bytearray):
+                source.seek(0)
     if ctype in ("text/html", "application/xhtml+xml") or name.endswith((".html", ".htm")):
-        text = extract_html(data, "http://work.invalid/").text
+        data = _read_all(source, MAX_HTML_WORK_BYTES)
+        if data is None:
+            return WorkFingerprints("unsupported", f"HTML larger than {MAX_HTML_WORK_BYTES // (1024 * 1024)} MiB")
+        return _text_result(lambda: iter([extract_html(data, "http://work.invalid/").text]), "html", probe)
+    unsupported = WorkFingerprints("unsupported", f"content type {ctype or 'unknown'} is not an image, UTF-8 "
+                                   "text, HTML, Markdown, PDF or .docx")
+    # Untyped uploads may still be text; a declared non-text type (application/zip, audio/...) is not read.
+    if not looks_text and (ctype not in ("", "application/octet-stream") or b"\x00" in head):
+        return unsupported
+    result = _text_result(lambda: _utf8_chunks(source), "text", probe)
+    if result.status == "failed" and result.reason and result.reason.startswith("not-utf8") and not looks_text:
+        return unsupported
+    return result
+
+
+def _text_result(pieces: Any, what: str, probe: bool) -> WorkFingerprints:
     try:
-        return [fingerprint_text(text)]
-    except FingerprintError:
-        return []
+        fp = fingerprint_text_stream(pieces(), probe=probe)
+    except UnicodeDecodeError as e:
+        return WorkFingerprints("failed", f"not-utf8: {what} is not valid UTF-8 ({e.reason} at byte {e.start})")
+    except worktext.WorkTextError as e:
+        return WorkFingerprints("failed", f"{e.reason}: {e.detail}"[:500])
+    except FingerprintError as e:
+        if e.reason == "empty-text":
+            detail = "no text layer (a scan? run OCR and deposit the text)" if what == "pdf" else "no words"
+            return WorkFingerprints("failed", f"empty-text: the {what} has {detail}")
+        return WorkFingerprints("failed", f"{e.reason}: {e.detail}"[:500])
+    return WorkFingerprints("fingerprinted", None, [fp])
 
 
 def _dedupe_key(work_id: str, page_url: str, matched_url: str) -> str:
@@ -167,15 +257,20 @@ class Monitoring:
 
     # ---- registered works --------------------------------------------------------------------------
 
-    def register_work(self, tenant_id: str, deposit_id: str, data: bytes, content_type: str | None,
-                      filename: str | None) -> list[str]:
-        """Fingerprint a copyright deposit's content and store it; returns the kinds stored. Idempotent."""
-        if len(data) > MAX_WORK_BYTES:
-            return []
-        fps = fingerprint_work(data, content_type, filename)
-        kinds = []
+    def register_work(self, tenant_id: str, deposit_id: str, data: bytes | BinaryIO, content_type: str | None,
+                      filename: str | None) -> WorkFingerprints:
+        """Fingerprint a copyright deposit's content and store the fingerprints and the verdict (a
+        ``status`` row: see `monitoring_status`). Idempotent. An unexpected error is recorded as
+        ``failed`` (and logged) before it propagates: a deposit never silently goes unmonitored."""
+        try:
+            result = fingerprint_work(data, content_type, filename)
+        except Exception as e:
+            log.exception("fingerprinting copyright deposit %s failed", deposit_id)
+            result = WorkFingerprints("failed", f"internal-error: {type(e).__name__}")
+            self._store_status(tenant_id, deposit_id, result)
+            raise
         now = datetime.now(UTC)
-        for fp in fps:
+        for fp in result.fingerprints:
             kind = "image" if isinstance(fp, ImageFingerprint) else "text"
             try:
                 with self.engine.begin() as conn:
@@ -184,14 +279,41 @@ class Monitoring:
                         data_json=json.dumps(fp.to_dict(), separators=(",", ":")), created_at=now))
             except SAIntegrityError:
                 pass  # already registered (an idempotent replay of the upload)
-            kinds.append(kind)
+        self._store_status(tenant_id, deposit_id, result)
         self.refresh()
-        return kinds
+        return result
+
+    def _store_status(self, tenant_id: str, deposit_id: str, result: WorkFingerprints) -> None:
+        """The verdict is a row of kind ``status`` in monitoring_fingerprints (no schema change: one per
+        deposit by the table's unique (deposit_id, kind)); the index loader skips it."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(FingerprintRow).values(
+                    tenant_id=tenant_id, deposit_id=deposit_id, kind=STATUS_KIND, algorithm=STATUS_FORMAT,
+                    data_json=json.dumps(result.to_json(), separators=(",", ":")), created_at=datetime.now(UTC)))
+        except SAIntegrityError:
+            pass  # an idempotent replay: the first verdict stands
+
+    def monitoring_status(self, tenant_id: str, deposit_id: str) -> dict[str, Any]:
+        """``{status, reason, fingerprints}`` of a copyright deposit; ``not-registered`` when monitoring
+        never saw it (deposited before this existed, or by a path that does not register works)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(FingerprintRow.kind, FingerprintRow.data_json).where(
+                FingerprintRow.tenant_id == tenant_id, FingerprintRow.deposit_id == deposit_id)).all()
+        status = next((json.loads(r.data_json) for r in rows if r.kind == STATUS_KIND), None)
+        kinds = sorted(r.kind for r in rows if r.kind != STATUS_KIND)
+        if status is None:
+            if kinds:  # fingerprinted before verdicts were recorded
+                return {"status": "fingerprinted", "reason": None, "fingerprints": len(kinds), "kinds": kinds}
+            return {"status": "not-registered", "reason": "monitoring has no record of this deposit's content",
+                    "fingerprints": 0, "kinds": []}
+        return {**status, "kinds": kinds}
 
     def fingerprints_of(self, tenant_id: str, deposit_id: str) -> list[str]:
         with self.engine.connect() as conn:
             return list(conn.execute(select(FingerprintRow.kind).where(
-                FingerprintRow.tenant_id == tenant_id, FingerprintRow.deposit_id == deposit_id)).scalars())
+                FingerprintRow.tenant_id == tenant_id, FingerprintRow.deposit_id == deposit_id,
+                FingerprintRow.kind != STATUS_KIND)).scalars())
 
     def refresh(self) -> None:
         """Bring the per-tenant indexes up to the fingerprint table (first call: a full rebuild)."""
@@ -199,7 +321,8 @@ class Monitoring:
             with self.engine.connect() as conn:
                 rows = conn.execute(select(FingerprintRow.id, FingerprintRow.tenant_id, FingerprintRow.deposit_id,
                                            FingerprintRow.kind, FingerprintRow.data_json)
-                                    .where(FingerprintRow.id > self._last_row).order_by(FingerprintRow.id)).all()
+                                    .where(FingerprintRow.id > self._last_row, FingerprintRow.kind != STATUS_KIND)
+                                    .order_by(FingerprintRow.id)).all()
             if self._last_row < 0:
                 self._last_row = 0
                 by_tenant: dict[str, list[tuple[str, ImageFingerprint | TextFingerprint]]] = {}
@@ -229,11 +352,11 @@ class Monitoring:
 
     # ---- scans -------------------------------------------------------------------------------------
 
-    def scan_bytes(self, tenant_id: str, data: bytes, content_type: str | None, filename: str | None
+    def scan_bytes(self, tenant_id: str, data: bytes | BinaryIO, content_type: str | None, filename: str | None
                    ) -> list[dict[str, Any]]:
         """Matches of an uploaded suspect file. No URL, so nothing to capture and no alert."""
         out = []
-        for fp in fingerprint_work(data, content_type, filename):
+        for fp in fingerprint_work(data, content_type, filename, probe=True).fingerprints:
             for m in self.query(tenant_id, fp):
                 out.append({"work_deposit": m.work_id, "method": m.method, "score": round(m.score, 4),
                             "matched": filename or "upload"})
@@ -302,7 +425,7 @@ class Monitoring:
             checked = False
             if len(text.split()) >= MIN_PAGE_WORDS:
                 try:
-                    found += [(m, page.url, None) for m in self.query(tenant_id, fingerprint_text(text))]
+                    found += [(m, page.url, None) for m in self.query(tenant_id, fingerprint_text(text, probe=True))]
                     checked = True
                 except FingerprintError:
                     pass
