@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from cli import background_cmd, demo_cmd, integrity_cmds, log_cmds, notary_cmds, proof_cmds, user_cmds
+from cli import background_cmd, capture_cmd, demo_cmd, integrity_cmds, log_cmds, notary_cmds, proof_cmds, user_cmds
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,6 +77,7 @@ cli.add_command(proof_cmds.verify)
 cli.add_command(demo_cmd.demo)
 cli.add_command(background_cmd.background)
 cli.add_command(user_cmds.user)
+cli.add_command(capture_cmd.capture)
 
 
 def main() -> None:
