@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from depository.capture.warc import Exchange
-from depository.monitoring.fetcher import Fetcher, FetchError, FetchResult
+from depository.monitoring.fetcher import REDIRECT_STATUSES, Fetcher, FetchError, FetchResult
 
 __all__ = ["BrowserUnavailable", "CapturePolicy", "CaptureResult", "browser_available", "capture_browser",
            "capture_http", "chromium_executable"]
@@ -140,37 +140,69 @@ class _Router:
         self.exchanges: list[Exchange] = []
         self.total_bytes = 0
         self.lock = threading.Lock()
+        self.prefetched: dict[str, FetchResult] = {}
 
     def handle(self, route: Any, request: Any) -> None:
-        started = datetime.now(UTC)
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIP_REQUEST_HEADERS}
-        body = request.post_data_buffer
-        ex = Exchange(url=request.url, method=request.method, started_at=started,
-                      request_headers=[(k, v) for k, v in request.headers.items() if k.lower() != "cookie"],
-                      request_body=body or b"", resource_type=request.resource_type)
-        with self.lock:
-            self.exchanges.append(ex)
-            budget = self._over_budget()
-        if budget:
-            ex.refused = f"budget: {budget}"
-            route.abort("blockedbyclient")
+        cached = self.prefetched.pop(request.url, None) if request.is_navigation_request() else None
+        if cached is not None:  # the top document, already fetched (and its redirects followed) by `prefetch`
+            self._fulfil(route, cached)
             return
-        remaining = self.policy.max_total_bytes - self.total_bytes
-        try:
-            r = self.guard.exchange(request.method, request.url, body, headers, self.deadline,
-                                    max(1, min(self.policy.max_resource_bytes, remaining)))
-        except FetchError as e:
-            ex.refused = f"{e.reason}: {e.detail}"
-            ex.resolved_ip = e.resolved_ip
-            route.abort("blockedbyclient" if e.reason in REFUSING_REASONS else "failed")
+        r = self.fetch(request.method, request.url, request.post_data_buffer, headers, request.resource_type,
+                       [(k, v) for k, v in request.headers.items() if k.lower() != "cookie"])
+        if isinstance(r, FetchError):
+            route.abort("blockedbyclient" if r.reason in REFUSING_REASONS else "failed")
             return
-        ex.request_headers = list(r.request_headers)
-        ex.status, ex.reason, ex.http_version = r.status, r.reason, r.http_version
-        ex.response_headers, ex.body = list(r.response_headers), r.body
-        ex.resolved_ip, ex.port, ex.elapsed_ms = r.resolved_ip, r.port, r.elapsed_s * 1000
-        ex.peer_cert_der = r.peer_cert_der
-        with self.lock:
-            self.total_bytes += len(r.body)
+        self._fulfil(route, r)
+
+    def prefetch(self, url: str) -> str:
+        """Fetch the top URL, following its redirects here; returns the final URL for the browser to open.
+
+        Why: Chromium does not route the follow-up of a redirect that `route.fulfill` answered, so hops are
+        followed by the guard (each checked and recorded) and the browser opens the last one."""
+        r = self.fetch("GET", url, None, {}, "document", [])
+        if isinstance(r, FetchError):
+            raise r
+        self.prefetched[r.url] = r
+        return r.url
+
+    def fetch(self, method: str, url: str, body: bytes | None, headers: dict[str, str], resource_type: str,
+              browser_headers: list[tuple[str, str]]) -> FetchResult | FetchError:
+        """One request and its redirects through the guard, within the budgets; every hop recorded."""
+        for _ in range(self.guard.max_redirects + 1):
+            ex = Exchange(url=url, method=method, started_at=datetime.now(UTC), request_headers=browser_headers,
+                          request_body=body or b"", resource_type=resource_type)
+            with self.lock:
+                self.exchanges.append(ex)
+                budget = self._over_budget()
+                remaining = self.policy.max_total_bytes - self.total_bytes
+            if budget:
+                ex.refused = f"budget: {budget}"
+                return FetchError("budget", budget)
+            try:
+                r = self.guard.exchange(method, url, body, headers, self.deadline,
+                                        max(1, min(self.policy.max_resource_bytes, remaining)))
+            except FetchError as e:
+                ex.refused = f"{e.reason}: {e.detail}"
+                ex.resolved_ip = e.resolved_ip
+                return e
+            ex.request_headers = list(r.request_headers)
+            ex.status, ex.reason, ex.http_version = r.status, r.reason, r.http_version
+            ex.response_headers, ex.body = list(r.response_headers), r.body
+            ex.resolved_ip, ex.port, ex.elapsed_ms = r.resolved_ip, r.port, r.elapsed_s * 1000
+            ex.peer_cert_der = r.peer_cert_der
+            with self.lock:
+                self.total_bytes += len(r.body)
+            location = r.header("Location")
+            if r.status not in REDIRECT_STATUSES or not location:
+                return r
+            url = urljoin(url, location)
+            if r.status not in (307, 308):
+                method, body = "GET", None
+        return FetchError("too-many-redirects", f"more than {self.guard.max_redirects} redirects")
+
+    @staticmethod
+    def _fulfil(route: Any, r: FetchResult) -> None:
         decoded = r.content is not r.body and r.content != r.body
         out_headers = {k: v for k, v in r.response_headers
                        if k.lower() not in _SKIP_FULFIL_HEADERS and not (decoded and k.lower() == "content-encoding")}
@@ -236,7 +268,7 @@ def capture_browser(url: str, policy: CapturePolicy, *, executable: str | None =
                 def left_ms() -> float:
                     return max(1.0, (deadline - time.monotonic()) * 1000)
 
-                response = page.goto(url, wait_until="load", timeout=left_ms())
+                response = page.goto(router.prefetch(url), wait_until="load", timeout=left_ms())
                 try:
                     page.wait_for_load_state("networkidle", timeout=min(left_ms(), 10_000))
                 except PlaywrightError:
