@@ -253,3 +253,28 @@ def test_api_capture_runs_in_rq_worker(tmp_path: Path, sites: tuple[Server, Serv
         jobs.register(e["config"].home, None)
         e["s"].close()
         conn.flushdb()
+
+
+def test_cli_capture_over_a_real_server(tmp_path: Path, sites: tuple[Server, Server]) -> None:
+    from tests.procs import Proc, cli_env, free_port, run_cli
+
+    public, _ = sites
+    env = cli_env(tmp_path / "home", batch_interval_ms="50", fetch_allow_cidrs="127.0.0.1/32")
+    run_cli(["init"], env)
+    key = json.loads(run_cli(["tenant", "create", "Law Firm LLP"], env).stdout)["api_key"]
+    port = free_port()
+    with Proc(["serve", "--port", str(port), "--workers", "1"], env, tmp_path / "serve.log") as server:
+        server.wait_http(f"http://127.0.0.1:{port}/healthz")
+        cenv = {**env, "DEPOSITORY_API_KEY": key, "DEPOSITORY_SERVER": f"http://127.0.0.1:{port}"}
+        out = tmp_path / "out"
+        rec = json.loads(run_cli(["capture", public.base + "/old", "--matter", "case-9", "--operator", "J. Clerk",
+                                  "--wait", "90", "-o", str(out)], cenv).stdout)
+        assert rec["status"] == "done" and rec["engine"] == "chromium"
+        blobs = {p.name: p.read_bytes() for p in out.iterdir()}
+        m = verify_manifest(blobs.pop("manifest.json"), blobs)
+        assert m["operator"] == "J. Clerk" and m["matter"] == "case-9" and len(blobs) == 5
+        bad = run_cli(["capture", "ftp://example.com/"], cenv, check=False)
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+        refused = run_cli(["capture", "http://127.0.0.2:9/"], cenv, check=False)
+        assert refused.returncode != 0 and "refused" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
