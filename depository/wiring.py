@@ -205,7 +205,9 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
         from depository.capture.jobs import RqCaptureRunner
 
         runner = RqCaptureRunner(config.home, services.redis)
-    services.captures = Captures(services, runner=runner)
+    from depository.notary import build_stamper
+
+    services.captures = Captures(services, runner=runner, stamper=build_stamper(config)[0])
     return services
 
 

@@ -43,6 +43,7 @@ from depository.capture.browser import (
     capture_http,
     summarise,
 )
+from depository.capture.clock import clock_probe
 from depository.capture.warc import build_capture_warc
 from depository.deposits import DepositRequest, new_deposit_ids, rfc3339_ms
 from depository.errors import NotFound, ValidationFailed
@@ -50,6 +51,7 @@ from depository.kinds import REF_RE
 from depository.monitoring.fetcher import FetchError
 from evidence.capture_manifest import artefact_entry, key_id, sign_manifest
 from notary_bridge.serving import write_atomic
+from notary_bridge.tsa import TimeStamper
 
 if TYPE_CHECKING:
     from depository.wiring import Services
@@ -95,8 +97,10 @@ class Captures:
     """Create, run and read captures of one deployment."""
 
     def __init__(self, services: Services, *, runner: Callable[[str, str], None] | None = None,
-                 capture_fn: Callable[[str, CapturePolicy], CaptureResult] | None = None) -> None:
+                 capture_fn: Callable[[str, CapturePolicy], CaptureResult] | None = None,
+                 stamper: TimeStamper | None = None) -> None:
         self.s = services
+        self.stamper = stamper  # the TSA the clock is checked against (None: not measured)
         self.root = services.config.home / "captures"
         self._runner = runner
         self._capture_fn = capture_fn
@@ -182,7 +186,14 @@ class Captures:
         rec.update(status="running", progress="rendering", started_at=rfc3339_ms(datetime.now(UTC)))
         self._write(tenant_id, rec)
         try:
+            clock: list[dict[str, Any]] = []
+            tokens: dict[str, bytes] = {}
+            self._probe(capture_id, "start", clock, tokens)
             result = self._capture(rec["url"])
+            self._probe(capture_id, "end", clock, tokens)
+            result.environment["clock_offset"] = clock or "not measured: no TSA configured"
+            for name, token in tokens.items():
+                result.artefacts[name] = ("application/timestamp-reply", token)
             rec.update(progress="depositing", engine=result.engine)
             self._write(tenant_id, rec)
             self._deposit(tenant_id, rec, result)
@@ -196,6 +207,14 @@ class Captures:
         rec["finished_at"] = rfc3339_ms(datetime.now(UTC))
         self._write(tenant_id, rec)
         return rec
+
+    def _probe(self, capture_id: str, moment: str, clock: list[dict[str, Any]], tokens: dict[str, bytes]) -> None:
+        if self.stamper is None:
+            return
+        entry, token = clock_probe(self.stamper, capture_id, moment)
+        clock.append(entry)
+        if token is not None:
+            tokens[f"clock-{moment}.tsr"] = token
 
     def _capture(self, url: str) -> CaptureResult:
         policy = self.policy()

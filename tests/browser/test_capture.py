@@ -7,6 +7,7 @@ and an rq worker on Redis) and deposits it as one matter.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import struct
@@ -156,11 +157,13 @@ def _wait(client: Any, key: str, capture_id: str, timeout_s: float = 60) -> dict
         time.sleep(0.2)
 
 
-def _check_capture(e: dict[str, Any], key: str, rec: dict[str, Any], public: Server) -> None:
+def _check_capture(e: dict[str, Any], key: str, rec: dict[str, Any], public: Server,
+                   extra: set[str] | None = None) -> None:
     client = e["client"]
     assert rec["status"] == "done", rec
     names = {d["artefact"] for d in rec["deposits"]}
-    assert names == {"capture.warc.gz", "screenshot.png", "page.pdf", "dom.html", "capture.har", "manifest.json"}
+    assert names == {"capture.warc.gz", "screenshot.png", "page.pdf", "dom.html", "capture.har", "manifest.json",
+                     *(extra or set())}
     blobs = {n: client.get(f"/v1/captures/{rec['id']}/artefacts/{n}", headers=auth(key)).data for n in names}
     manifest = verify_manifest(blobs.pop("manifest.json"), blobs)
     assert manifest["url"] == public.base + "/old" and manifest["final_url"] == public.base + "/listing"
@@ -168,7 +171,7 @@ def _check_capture(e: dict[str, Any], key: str, rec: dict[str, Any], public: Ser
     assert [x["reason"].split(":")[0] for x in manifest["refused"]] == ["address-refused"]
     assert manifest["resolved_addresses"] == {public.base.removeprefix("http://"): ["127.0.0.1"]}
     tampered = dict(blobs, **{"screenshot.png": blobs["screenshot.png"][:-1] + b"\x00"})
-    with pytest.raises(ManifestError, match="screenshot.png: sha256"):
+    with pytest.raises(ManifestError, match=r"screenshot\.png: sha256"):
         verify_manifest(client.get(f"/v1/captures/{rec['id']}/artefacts/manifest.json", headers=auth(key)).data,
                         tampered)
     # The WARC: every exchange, digests checked while reading, and warcio's own checker.
@@ -195,16 +198,30 @@ def _check_capture(e: dict[str, Any], key: str, rec: dict[str, Any], public: Ser
 
 
 def test_api_capture_in_background_thread(tmp_path: Path, sites: tuple[Server, Server]) -> None:
+    """Without Redis: a thread runs it. With a TSA configured (ours, on 127.0.0.1) the clock is measured."""
+    from evidence.timestamp import parse_token, verify_token
+    from notary_bridge.tsa_server import ServerThread, init_tsa_material, load_core
+    from notary_bridge.tsa_server import create_app as create_tsa_app
+
     public, _ = sites
-    e = make_env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", fetch_allow_cidrs=["127.0.0.1/32"])
+    init_tsa_material(tmp_path / "home", "Capture Test TSA")
+    tsa = ServerThread(create_tsa_app(load_core(tmp_path / "home"))).start()
+    e = make_env(tmp_path, f"sqlite:///{tmp_path / 'd.db'}", fetch_allow_cidrs=["127.0.0.1/32"], tsa_urls=[tsa.url])
     try:
-        client, (tenant, key), (_, other_key) = e["client"], e["tenant"], e["other"]
+        client, (_, key), (_, other_key) = e["client"], e["tenant"], e["other"]
         resp = client.post("/v1/captures", headers=auth(key), json={"url": public.base + "/old", "matter": "case-7"})
         assert resp.status_code == 202, resp.json
         assert resp.json["status"] in ("queued", "running") and resp.headers["Location"].endswith(resp.json["id"])
         rec = _wait(client, key, resp.json["id"])
         assert rec["matter"] == "case-7"
-        _check_capture(e, key, rec, public)
+        _check_capture(e, key, rec, public, extra={"clock-start.tsr", "clock-end.tsr"})
+        manifest = json.loads(client.get(f"/v1/captures/{rec['id']}/artefacts/manifest.json", headers=auth(key)).data)
+        start, end = manifest["environment"]["clock_offset"]
+        assert start["moment"] == "start" and end["moment"] == "end" and abs(start["offset_ms"]) < 5000
+        token = client.get(f"/v1/captures/{rec['id']}/artefacts/clock-end.tsr", headers=auth(key)).data
+        ca = (tmp_path / "home" / "tsa" / "tsa-ca.pem").read_bytes()
+        verify_token(token, hashlib.sha256(end["subject"].encode()).digest(), "sha256", [ca])
+        assert parse_token(token).gen_time.isoformat() == end["tsa_gen_time"]
         # Another tenant sees nothing; a bad id is a 404, not a 500.
         for path in (f"/v1/captures/{rec['id']}", f"/v1/captures/{rec['id']}/artefacts/manifest.json",
                      "/v1/captures/..%2f..%2fetc", "/v1/captures/cap_" + "0" * 24):
@@ -224,6 +241,7 @@ def test_api_capture_in_background_thread(tmp_path: Path, sites: tuple[Server, S
         assert client.post("/v1/captures", json={"url": public.base}).status_code == 401
     finally:
         e["s"].close()
+        tsa.stop()
 
 
 def test_api_capture_runs_in_rq_worker(tmp_path: Path, sites: tuple[Server, Server]) -> None:
