@@ -44,7 +44,7 @@ REFUSING_REASONS = ("address-refused", "bad-url", "budget")
 # encoding so stored bytes are wire bytes), and a fresh context has no cookies to send anyway.
 _SKIP_REQUEST_HEADERS = {"host", "accept-encoding", "user-agent", "cookie", "connection", "content-length"}
 _SKIP_FULFIL_HEADERS = {"transfer-encoding", "content-length", "connection", "keep-alive"}
-SCROLL_STEP_WAIT_MS = 150
+SCROLL_STEP_WAIT_MS = 100
 
 
 class BrowserUnavailable(Exception):
@@ -218,7 +218,7 @@ class _Router:
         return None
 
 
-_SCROLL_JS = """() => { window.scrollBy(0, Math.max(200, window.innerHeight * 0.8));
+_SCROLL_JS = """() => { window.scrollBy(0, Math.max(200, window.innerHeight));
   const el = document.scrollingElement || document.documentElement;
   return window.scrollY + window.innerHeight >= el.scrollHeight - 2; }"""
 
@@ -269,10 +269,8 @@ def capture_browser(url: str, policy: CapturePolicy, *, executable: str | None =
                     return max(1.0, (deadline - time.monotonic()) * 1000)
 
                 response = page.goto(router.prefetch(url), wait_until="load", timeout=left_ms())
-                try:
-                    page.wait_for_load_state("networkidle", timeout=min(left_ms(), 10_000))
-                except PlaywrightError:
-                    notes.append("the network did not go idle after load")
+                # Scroll straight after load: lazy content starts loading while the first requests finish,
+                # and one wait for network idle (500 ms without requests) afterwards covers both.
                 for _ in range(policy.max_scroll_steps):
                     if time.monotonic() >= deadline or page.evaluate(_SCROLL_JS):
                         break
