@@ -52,6 +52,7 @@ from depository.deposits import Deposit
 from depository.errors import Conflict, DepositoryError
 from depository.proofs import build_bundle
 from depository.wiring import Services
+from evidence.capture_packet import CapturePages
 from evidence.loops import outside_event_loop
 from evidence.packet import Comparison, DepositFacts, PacketEntry, PacketInput, render_packet
 from notary_bridge import pki
@@ -282,7 +283,8 @@ def stored_original(s: Services, d: Deposit) -> bytes | None:
 
 
 def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
-                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None) -> PacketInput:
+                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
+                 capture: CapturePages | None = None) -> PacketInput:
     """Gather bundles, facts and originals; Conflict (409, retry) if a deposit is not in a checkpoint yet.
 
     `originals` supplies content kept outside the content store (monitoring's WARC captures), by deposit id.
@@ -301,16 +303,19 @@ def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None
         matter = str(refs.pop()) if len(refs) == 1 and None not in refs else None
     return PacketInput(entries=entries, public_base_url=s.config.public_base_url,
                        service_name=s.keys.origin, generated_at=datetime.now(UTC),
-                       signer_chain_pem=material.chain_pem(), matter=matter, comparison=comparison)
+                       signer_chain_pem=material.chain_pem(), matter=matter, comparison=comparison,
+                       capture=capture)
 
 
 def build_packet(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
-                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None) -> bytes:
+                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
+                 capture: CapturePages | None = None) -> bytes:
     """The signed packet (one deposit) or matter packet (several) for `deposits`, as PDF bytes; with
     `comparison`, an infringement packet (a comparison page first)."""
     if not deposits:
         raise PacketError("a packet needs at least one deposit")
     material = init_packet_material(s.config.home)
-    pdf = render_packet(packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals))
+    pdf = render_packet(packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals,
+                                     capture=capture))
     stamper, cas = packet_timestamper(s)
     return seal_packet(pdf, material, timestamper=stamper, tsa_ca_pems=cas, signer_name=s.keys.origin)

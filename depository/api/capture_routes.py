@@ -60,6 +60,16 @@ def get_artefact(capture_id: str, name: str) -> Response:
     return resp
 
 
+@bp.get("/v1/captures/<capture_id>/packet.pdf")
+def get_packet(capture_id: str) -> Response:
+    """The signed evidence packet of the capture (409 + Retry-After until it is in a checkpoint)."""
+    p = principal("proof")
+    pdf = _captures().packet(p.tenant_id, capture_id)
+    resp = Response(pdf, mimetype="application/pdf")
+    resp.headers["Content-Disposition"] = f'attachment; filename="{capture_id}-packet.pdf"'
+    return resp
+
+
 def _openapi_paths() -> dict[str, Any]:
     from depository.api.openapi import SECURED, errors, json_body, ok, path_param
 
@@ -76,6 +86,10 @@ def _openapi_paths() -> dict[str, Any]:
         "/v1/captures/{capture_id}": {"get": {
             "summary": "A capture: status, progress, its deposits", "security": SECURED, "parameters": [cid],
             "responses": {**ok(obj), **errors(401, 403, 404)}}},
+        "/v1/captures/{capture_id}/packet.pdf": {"get": {
+            "summary": "The signed evidence packet of a finished capture", "security": SECURED, "parameters": [cid],
+            "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}},
+                          **errors(401, 403, 404, 409)}}},
         "/v1/captures/{capture_id}/artefacts/{name}": {"get": {
             "summary": "One artefact of a finished capture", "security": SECURED,
             "parameters": [cid, path_param("name", "artefact name (manifest.json, capture.warc.gz, ...)")],

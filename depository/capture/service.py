@@ -46,7 +46,7 @@ from depository.capture.browser import (
 from depository.capture.clock import clock_probe
 from depository.capture.warc import build_capture_warc
 from depository.deposits import DepositRequest, new_deposit_ids, rfc3339_ms
-from depository.errors import NotFound, ValidationFailed
+from depository.errors import Conflict, NotFound, ValidationFailed
 from depository.kinds import REF_RE
 from depository.monitoring.fetcher import FetchError
 from evidence.capture_manifest import artefact_entry, key_id, sign_manifest
@@ -279,6 +279,24 @@ class Captures:
         rec["manifest_deposit"] = ids[-1]
         rec["refused_requests"] = len(result.refused)
         rec["requests"] = len(result.exchanges)
+
+    def packet(self, tenant_id: str, capture_id: str) -> bytes:
+        """The signed matter packet of a finished capture: capture pages first, every artefact attached.
+
+        Conflict (409, retry) until the capture's deposits are in a checkpoint."""
+        from depository.packets import build_packet
+        from evidence.capture_packet import CapturePages
+
+        rec = self.get(tenant_id, capture_id)
+        if rec["status"] != "done":
+            raise Conflict(f"capture {capture_id} is {rec['status']}, not done", retry_after=2)
+        deposits, originals, blobs = [], {}, {}
+        for d in rec["deposits"]:
+            deposits.append(self.s.deposits.get(tenant_id, d["deposit_id"]))
+            blobs[d["artefact"]] = self.artefact(tenant_id, capture_id, d["artefact"])[1]
+            originals[d["deposit_id"]] = blobs[d["artefact"]]
+        pages = CapturePages(manifest=blobs[MANIFEST_NAME], screenshot=blobs.get("screenshot.png"))
+        return build_packet(self.s, deposits, matter=rec["matter"], originals=originals, capture=pages)
 
     def manifest(self, tenant_id: str, capture_id: str) -> dict[str, Any]:
         """The parsed manifest of a finished capture."""

@@ -197,6 +197,44 @@ def _check_capture(e: dict[str, Any], key: str, rec: dict[str, Any], public: Ser
             assert got["sha256"] == listed[d["artefact"]]
 
 
+def _check_packet(e: dict[str, Any], key: str, rec: dict[str, Any], tmp_path: Path) -> None:
+    """The capture's packet: pages, every artefact attached, `verify_packet` all green, pdfsig valid; a
+    packet whose attached screenshot is swapped fails the capture-manifest check."""
+    from depository.log import integrate_all
+    from depository.packets import packet_material
+    from evidence.capture_packet import capture_checks
+    from evidence.verify import Trust, verify_packet
+
+    client = e["client"]
+    url = f"/v1/captures/{rec['id']}/packet.pdf"
+    assert client.get(url, headers=auth(key)).status_code == 409  # not in a checkpoint yet
+    integrate_all(e["s"].log, 1000)
+    resp = client.get(url, headers=auth(key))
+    assert resp.status_code == 200 and resp.mimetype == "application/pdf"
+    pdf = tmp_path / "capture-packet.pdf"
+    pdf.write_bytes(resp.data)
+    home = Path(e["config"].home)
+    # No notary runs in this test, so checkpoints carry no token yet: trust the log and the packet signer.
+    trust = Trust(log_vkey=e["s"].keys.vkey, packet_ca_pem=packet_material(home).ca_path.read_bytes())
+    checks = verify_packet(resp.data, trust=trust)
+    assert [(c.name, c.detail) for c in checks if not c.ok] == []
+    cap = [c for c in checks if c.name == "capture-manifest"]
+    assert len(cap) == 1 and cap[0].ok and "artefacts attached" in cap[0].detail
+    assert sum(c.name.endswith("original-attachment") for c in checks) == len(rec["deposits"])
+    sig = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, check=False).stdout
+    assert "Signature is Valid" in sig and "Signature is Invalid" not in sig
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Web capture" in text and "Capture environment" in text and "Screenshot, part 2" in text
+    assert rec["url"] in " ".join(text.split()).replace(" ", "") or rec["url"] in text
+    # The check itself: a swapped screenshot among the originals is named.
+    blobs = {f"x.original-{d['artefact']}": client.get(f"/v1/captures/{rec['id']}/artefacts/{d['artefact']}",
+                                                       headers=auth(key)).data for d in rec["deposits"]}
+    assert [ok for _, ok, _ in capture_checks(blobs)] == [True]
+    blobs["x.original-screenshot.png"] = png((1, 2, 3))
+    [(_, ok, detail)] = capture_checks(blobs)
+    assert not ok and "screenshot.png: not attached" in detail
+
+
 def test_api_capture_in_background_thread(tmp_path: Path, sites: tuple[Server, Server]) -> None:
     """Without Redis: a thread runs it. With a TSA configured (ours, on 127.0.0.1) the clock is measured."""
     from evidence.timestamp import parse_token, verify_token
@@ -222,6 +260,7 @@ def test_api_capture_in_background_thread(tmp_path: Path, sites: tuple[Server, S
         ca = (tmp_path / "home" / "tsa" / "tsa-ca.pem").read_bytes()
         verify_token(token, hashlib.sha256(end["subject"].encode()).digest(), "sha256", [ca])
         assert parse_token(token).gen_time.isoformat() == end["tsa_gen_time"]
+        _check_packet(e, key, rec, tmp_path)
         # Another tenant sees nothing; a bad id is a 404, not a 500.
         for path in (f"/v1/captures/{rec['id']}", f"/v1/captures/{rec['id']}/artefacts/manifest.json",
                      "/v1/captures/..%2f..%2fetc", "/v1/captures/cap_" + "0" * 24):
