@@ -15,9 +15,10 @@ def demo(out: Path, once: bool) -> None:
     """Start a TSA, three witnesses (2 of 3) and the API on 127.0.0.1; deposit samples; prove and verify."""
     from cli.proof_cmds import _table
     from depository.demo import DemoResult, run_demo
+    from evidence.summary import summarize
 
     def report(result: DemoResult) -> None:
-        _table(result.checks, out / "packet.pdf", True, result.ok)
+        _table(result.checks, out / "packet.pdf", True, summarize(result.checks, file_given=True))
         click.echo(f"\nwritten to {out}/: lease-agreement.pdf invoice.pdf copyright-work.png packet.pdf "
                    "proof.json trust/")
         click.echo(f"check it yourself: depository verify {out}/packet.pdf --file {out}/lease-agreement.pdf "

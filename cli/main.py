@@ -13,7 +13,17 @@ from typing import Any
 
 import click
 
-from cli import background_cmd, capture_cmd, demo_cmd, integrity_cmds, log_cmds, notary_cmds, proof_cmds, user_cmds
+from cli import (
+    background_cmd,
+    capture_cmd,
+    demo_cmd,
+    integrity_cmds,
+    log_cmds,
+    notary_cmds,
+    proof_cmds,
+    secret_cmds,
+    user_cmds,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +32,8 @@ from cli import background_cmd, capture_cmd, demo_cmd, integrity_cmds, log_cmds,
 @click.pass_context
 def cli(ctx: click.Context, home: Path | None) -> None:
     """Electronic evidence depository: deposit, prove, verify."""
+    # Whatever this process writes (database, keys, content, spools, captures) is the service's alone.
+    os.umask(0o077)
     ctx.ensure_object(dict)
     ctx.obj["home"] = home
 
@@ -73,6 +85,7 @@ cli.add_command(notary_cmds.tsa)
 cli.add_command(notary_cmds.witness)
 cli.add_command(notary_cmds.worker)
 cli.add_command(proof_cmds.proof)
+cli.add_command(secret_cmds.secret)
 cli.add_command(proof_cmds.verify)
 cli.add_command(demo_cmd.demo)
 cli.add_command(background_cmd.background)

@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify, request
 
-from depository.api import log_routes, problems
+from depository.api import log_routes, params, problems
 from depository.config import Config, load_config
 from depository.wiring import Services, build_services
 
@@ -21,7 +21,11 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes + 1024 * 1024  # the file plus form fields
     app.config["DEPOSITORY_MAX_UPLOAD_BYTES"] = config.max_upload_bytes
     app.extensions["depository"] = services
+    from depository.proxies import TrustedProxies
+
+    app.wsgi_app = TrustedProxies(app.wsgi_app, config.trusted_proxies)  # type: ignore[method-assign]
     problems.init_app(app)
+    params.init_app(app)
     app.register_blueprint(log_routes.bp)
     _register_optional_blueprints(app)
 
@@ -29,7 +33,9 @@ def create_app(config: Config | None = None, services: Services | None = None) -
     def healthz() -> Response:
         report = services.health()
         resp = jsonify(report)
-        resp.status_code = 200 if report["status"] == "ok" else 503
+        # 503 only while something configured is failing: a home without a TSA or witnesses is "degraded"
+        # in the body (its packets are preliminary) but keeps serving behind a load balancer.
+        resp.status_code = 503 if report.get("failing", report["status"] != "ok") else 200
         return resp
 
     @app.after_request

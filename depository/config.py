@@ -41,6 +41,12 @@ class Config(BaseModel):
     notary_retry_max_s: float = 60.0
     run_integrator: bool = True
     fetch_allow_cidrs: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For / -Proto / -Host are believed (depository/proxies.py), as
+    # networks: ["127.0.0.1/32", "10.0.0.0/8"]. Empty: the peer address is the client's.
+    trusted_proxies: tuple[str, ...] = ()
+    # Public /verify: hash lookups and packet checks per client address and minute (per API process).
+    verify_per_minute: int = 30
+    verify_max_packet_bytes: int = 32 * 1024 * 1024  # a packet is a few MiB; the original may be larger
     smtp_url: str | None = None
     # Infringement monitoring (depository/monitoring/): fetch limits, scheduling, notifications.
     fetch_timeout_s: float = 10.0  # whole fetch of one resource (connect, headers, body)
@@ -51,6 +57,9 @@ class Config(BaseModel):
     monitor_workers: int = 2  # in-process fetch threads when no Redis is configured
     monitor_tick_ms: int = 1000  # how often due watches and deliveries are looked for
     monitor_max_images_per_page: int = 30
+    scan_deadline_s: float = 60.0  # a whole scan (page, feed items, images), below gunicorn's 120 s timeout
+    # POST /v1/scans per API key (each fetches up to 1 + 30 resources): a token bucket per process.
+    scan_rate_per_minute: int = 30
     watch_min_interval_s: int = 60
     webhook_max_attempts: int = 6  # then the delivery is dead-lettered
     webhook_retry_base_s: float = 2.0  # backoff: base * 2^(attempt-1)
@@ -71,11 +80,24 @@ class Config(BaseModel):
             raise ValueError("log_origin must be non-empty, without spaces or '+'")
         return v
 
-    @field_validator("batch_max_entries", "batch_interval_ms", "max_upload_bytes", "max_batch_deposits")
+    @field_validator("batch_max_entries", "batch_interval_ms", "max_upload_bytes", "max_batch_deposits",
+                     "verify_per_minute", "verify_max_packet_bytes", "scan_rate_per_minute")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v <= 0:
             raise ValueError("must be positive")
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress
+
+        for c in v:
+            try:
+                ipaddress.ip_network(c.strip(), strict=False)
+            except ValueError as e:
+                raise ValueError(f"trusted_proxies: {c!r} is not a network such as 10.0.0.0/8") from e
         return v
 
     @field_validator("log_format")
@@ -98,7 +120,7 @@ class Config(BaseModel):
         return self.home / "content"
 
 
-_LIST_FIELDS = {"tsa_urls", "fetch_allow_cidrs"}
+_LIST_FIELDS = {"tsa_urls", "fetch_allow_cidrs", "trusted_proxies"}
 # DEPOSITORY_* variables that belong to clients or to the test harness, not to the server's settings.
 NOT_SETTINGS = {"api_key", "server", "shared_dir"}
 

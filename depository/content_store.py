@@ -35,9 +35,13 @@ class ContentStore:
         self.root = root
         self.master_key_file = master_key_file
 
+    def master_key(self) -> bytes:
+        """The home's master key (created 0600 on first use); see also depository.secretbox."""
+        return self._master_key()
+
     def _master_key(self) -> bytes:
         if not self.master_key_file.exists():
-            self.master_key_file.parent.mkdir(parents=True, exist_ok=True)
+            self.master_key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.master_key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets.token_bytes(32))
@@ -63,10 +67,11 @@ class ContentStore:
         enc = Cipher(_algorithm(cipher, key), modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(f"{tenant_id}/{deposit_id}".encode())
         path = self._path(tenant_id, deposit_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.parent.mkdir(exist_ok=True, mode=0o700)
         tmp = path.with_suffix(".tmp")
         try:
-            with open(tmp, "wb") as out:
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
                 out.write(MAGIC + bytes([CIPHERS[cipher][0]]) + nonce)
                 while chunk := src.read(CHUNK):
                     out.write(enc.update(chunk))

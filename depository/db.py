@@ -7,6 +7,7 @@ that serialises sequencing (`lock_for_sequencing`) and how migrations are applie
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_files(Path(path))
         # A pool, not a connection per checkout: opening a SQLite connection (and its PRAGMAs) costs
         # milliseconds, which would dominate a proof. Pools are per process (gunicorn loads the app
         # after forking), so no connection crosses a fork.
@@ -62,6 +63,24 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
             _queue_sqlite_writers(engine, Path(path + "-writers.lock"))
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def private_sqlite_files(path: Path) -> None:
+    """Create the database file 0600 (in a 0700 directory when this makes it) before SQLite opens it,
+    and tighten it and its -wal/-shm if they are looser: SQLite gives the WAL and shared-memory files the
+    database file's mode, and deposits, hashes and tenants' metadata are nobody else's to read (issue 18:
+    they were 0644 in a 0755 home)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    except OSError:
+        return  # read-only place or no permission: SQLite will say so itself
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except OSError:
+            pass
 
 
 WAL_AUTOCHECKPOINT_PAGES = 16384  # 64 MiB of WAL before a committing writer checkpoints itself

@@ -97,7 +97,7 @@ def merge_refs(metadata: Any, matter: Any, follows: Any, pre: str = "") -> dict[
         raise ValidationFailed(f"{pre}metadata must be a JSON object")
     metadata = dict(metadata)
     for key, value in (("matter", matter), ("follows", follows)):
-        if value is None:
+        if value is None or value == "":  # "" is absent, as in the multipart form
             continue
         if key in metadata and metadata[key] != value:
             raise ValidationFailed(f"{pre}{key} given twice with different values")

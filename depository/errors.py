@@ -82,6 +82,14 @@ class Conflict(DepositoryError):
     title = "Conflict"
 
 
+class NotCourtReady(Conflict):
+    """The packet would be preliminary (no quorum of witnesses or no timestamp yet): 409, the user may ask
+    for the preliminary packet explicitly; Retry-After only when the evidence can still arrive."""
+
+    type_slug = "not-court-ready"
+    title = "The packet is not court-ready yet"
+
+
 class PayloadTooLarge(DepositoryError):
     status = 413
     type_slug = "payload-too-large"

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from depository.errors import ValidationFailed
+from depository.inputs import check_json_depth
 from evidence.leaf import KINDS
 
 REF_RE = re.compile(r"^[A-Za-z0-9_.:/#-]{1,128}$")
@@ -116,6 +117,7 @@ def validate_metadata(kind: str, metadata: Any) -> dict[str, Any]:
         raise ValidationFailed(f"unknown kind {kind!r}; want one of {', '.join(KINDS)}")
     if not isinstance(metadata, dict):
         raise ValidationFailed("metadata must be a JSON object")
+    check_json_depth(metadata, "metadata")
     try:
         SCHEMAS[kind].model_validate(metadata)
     except ValidationError as e:

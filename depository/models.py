@@ -206,3 +206,31 @@ class IdempotencyRow(Base):
     status: Mapped[int] = mapped_column(Integer, nullable=False)
     response_json: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+# ---- security: attempt throttling and the audit trail of its decisions ------------------------------
+
+class ThrottleRow(Base):
+    """One counter of failed attempts (`depository.throttle`): per sign-in account, account and address,
+    known device, or client address. Locked while an attempt is counted and decided."""
+
+    __tablename__ = "throttle_counters"
+    key: Mapped[str] = mapped_column(String(512), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False)
+    last_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class SecurityEventRow(Base):
+    """Append-only audit trail of authentication decisions: who (e-mail or API key id), from where (the
+    real client address), what was decided and why."""
+
+    __tablename__ = "security_events"
+    __table_args__ = (Index("ix_security_events_subject_at", "subject", "at"),
+                      Index("ix_security_events_ip_at", "ip", "at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)  # console-sign-in | api-key
+    subject: Mapped[str] = mapped_column(String(320), nullable=False)
+    ip: Mapped[str] = mapped_column(String(64), nullable=False)
+    decision: Mapped[str] = mapped_column(String(32), nullable=False)
+    detail: Mapped[str | None] = mapped_column(String(255))

@@ -49,12 +49,13 @@ from pyhanko.sign.timestamps.api import TimeStamper as PyHankoTimeStamper
 from pyhanko_certvalidator import ValidationContext
 
 from depository.deposits import Deposit
-from depository.errors import Conflict, DepositoryError
+from depository.errors import Conflict, DepositoryError, NotCourtReady
 from depository.proofs import build_bundle
 from depository.wiring import Services
 from evidence.capture_packet import CapturePages
 from evidence.loops import outside_event_loop
 from evidence.packet import Comparison, DepositFacts, PacketEntry, PacketInput, render_packet
+from evidence.readiness import Readiness, packet_readiness
 from notary_bridge import pki
 from notary_bridge.errors import TimestampError
 from notary_bridge.serving import write_atomic
@@ -307,15 +308,82 @@ def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None
                        capture=capture)
 
 
+#: Seconds a client should wait before asking again for a packet whose evidence is on its way.
+NOT_READY_RETRY_S = 10
+
+
+def never_court_ready(s: Services) -> str | None:
+    """Why this depository cannot make a court-ready packet at all (no TSA, no witness quorum), or None."""
+    notary = s.notary
+    lacks = []
+    if notary is None or getattr(notary, "stamper", None) is None:
+        lacks.append("no timestamp authority (TSA)")
+    policy = getattr(notary, "policy", None) if notary is not None else None
+    if policy is None or policy.quorum == "none":
+        lacks.append("no witness quorum")
+    return " and ".join(lacks) if lacks else None
+
+
+def require_court_ready(s: Services, rs: Sequence[Readiness]) -> None:
+    """NotCourtReady (409) naming what is missing per deposit; Retry-After when it can still arrive."""
+    pending = [r for r in rs if not r.court_ready]
+    if not pending:
+        return
+    what = "; ".join(f"{r.deposit_id} lacks {' and '.join(r.missing)}" for r in pending[:5])
+    if len(pending) > 5:
+        what += f"; and {len(pending) - 5} more deposit(s)"
+    never = never_court_ready(s)
+    if never is not None:
+        raise NotCourtReady(f"this depository has {never}, so its packets are preliminary: {what}. Ask for the "
+                            "preliminary packet explicitly (?preliminary=1, or --preliminary)",
+                            extra={"missing": {r.deposit_id: list(r.missing) for r in pending}})
+    raise NotCourtReady(f"not court-ready yet: {what}. Retry later, or ask for the preliminary packet "
+                        "(?preliminary=1, or --preliminary)", retry_after=NOT_READY_RETRY_S,
+                        extra={"missing": {r.deposit_id: list(r.missing) for r in pending}})
+
+
+def deposit_readiness(s: Services, d: Deposit) -> Readiness | None:
+    """The readiness of one deposit's packet as it would be built now (None: not in a checkpoint yet)."""
+    bundle = build_bundle(s, d)
+    return None if bundle is None else packet_readiness([bundle])[0]
+
+
 def build_packet(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
                  comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
-                 capture: CapturePages | None = None) -> bytes:
+                 preliminary: bool = False, capture: CapturePages | None = None) -> bytes:
+    """`build_packet_status` without the status: the PDF bytes."""
+    return build_packet_status(s, deposits, matter=matter, comparison=comparison, originals=originals,
+                               preliminary=preliminary, capture=capture)[0]
+
+
+def build_packet_status(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
+                        comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
+                        preliminary: bool = False, capture: CapturePages | None = None) -> tuple[bytes, str]:
     """The signed packet (one deposit) or matter packet (several) for `deposits`, as PDF bytes; with
-    `comparison`, an infringement packet (a comparison page first)."""
+    `comparison`, an infringement packet (a comparison page first).
+
+    Court-ready only: unless `preliminary`, NotCourtReady (409) when any deposit's checkpoint lacks a
+    witness quorum or a timestamp. A preliminary packet is marked so on every page (evidence.packet).
+    Returns the PDF and COURT_READY or PRELIMINARY.
+    """
     if not deposits:
         raise PacketError("a packet needs at least one deposit")
     material = init_packet_material(s.config.home)
-    pdf = render_packet(packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals,
-                                     capture=capture))
+    inp = packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals, capture=capture)
+    rs = packet_readiness([e.bundle for e in inp.entries])
+    if not preliminary:
+        require_court_ready(s, rs)
+    pdf = render_packet(inp)
     stamper, cas = packet_timestamper(s)
-    return seal_packet(pdf, material, timestamper=stamper, tsa_ca_pems=cas, signer_name=s.keys.origin)
+    status = COURT_READY if all(r.court_ready for r in rs) else PRELIMINARY
+    return seal_packet(pdf, material, timestamper=stamper, tsa_ca_pems=cas, signer_name=s.keys.origin), status
+
+
+COURT_READY, PRELIMINARY = "court-ready", "preliminary"
+#: Response header naming which of the two a served packet is (docs/formats.md).
+STATUS_HEADER = "Evidence-Packet-Status"
+
+
+def wants_preliminary(value: str | None) -> bool:
+    """The `?preliminary=` flag: 1/true/yes asks for a preliminary packet rather than a 409."""
+    return (value or "").strip().lower() in ("1", "true", "yes")

@@ -14,17 +14,21 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 
-from depository.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from depository.errors import BadRequest, Forbidden, NotFound, RateLimited, Unauthorized
 from depository.models import ApiKeyRow, TenantRow
+from depository.throttle import Rule, Throttle
 
 SCOPES = ("deposit", "read", "proof", "admin")
 DEFAULT_SCOPES = ("deposit", "read", "proof")
 KEY_RE = re.compile(r"^dpk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$")
 CACHE_TTL_S = 2.0  # a revoked key stops working in other processes within this many seconds
+MAX_CACHED_KEYS = 10_000
+MAX_KEY_FAILURES_PER_ADDRESS = 100
+KEY_ADDRESS_RULE = Rule("api-key-address", MAX_KEY_FAILURES_PER_ADDRESS, timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Tenants:
         self._cache: dict[str, tuple[float, Principal | None, bytes]] = {}
         self._rows: dict[str, tuple[float, TenantRow]] = {}
         self._lock = threading.Lock()
+        self._locked: dict[str, float] = {}  # client address -> monotonic time its refusal ends
+        self.throttle = Throttle(engine)
 
     def create(self, name: str, *, store_content: bool = False, cipher: str = "aes-256-gcm",
                wrapped_content_key: bytes | None = None, scopes: tuple[str, ...] = DEFAULT_SCOPES,
@@ -139,8 +145,48 @@ class Tenants:
         with self._lock:
             self._cache.pop(key_id, None)
 
-    def authenticate(self, authorization: str | None) -> Principal:
-        """Principal for an `Authorization: Bearer <key>` header value; Unauthorized otherwise."""
+    def authenticate(self, authorization: str | None, ip: str | None = None) -> Principal:
+        """Principal for an `Authorization: Bearer <key>` header value; Unauthorized otherwise.
+
+        With `ip` (the real client address), failures are counted per address: past
+        `MAX_KEY_FAILURES_PER_ADDRESS` within the window that address gets 429 for every key, decided
+        before any lookup; the decision goes to the audit trail. A key itself is never locked: its secret
+        cannot be guessed, and locking it would let a stranger switch off someone else's integration."""
+        if ip is not None:
+            self._check_address(ip)
+        try:
+            return self._authenticate(authorization)
+        except Unauthorized as e:
+            if ip is not None:
+                self._count_failure(ip, authorization, e.detail)
+            raise
+
+    def _check_address(self, ip: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            until = self._locked.get(ip)
+        if until is not None:
+            if until > now:
+                raise RateLimited("too many failed API key attempts from this address",
+                                  retry_after=max(1, int(until - now + 0.999)))
+            with self._lock:
+                self._locked.pop(ip, None)
+
+    def _count_failure(self, ip: str, authorization: str | None, why: str) -> None:
+        m = KEY_RE.match((authorization or "")[7:].strip())
+        subject = f"key {m.group(1)}" if m else "no or malformed key"
+        decision = self.throttle.reserve([(f"apikey-address:{ip[:64]}", KEY_ADDRESS_RULE)],
+                                         event=("api-key", subject, ip))
+        if decision.allowed:
+            self.throttle.record("api-key", subject, ip, "failed", why)
+            return
+        with self._lock:  # answered from memory until then: a flood costs no database work
+            if len(self._locked) > MAX_CACHED_KEYS:
+                self._locked.clear()
+            self._locked[ip] = time.monotonic() + decision.retry_after_s
+        raise RateLimited("too many failed API key attempts from this address", retry_after=decision.retry_after_s)
+
+    def _authenticate(self, authorization: str | None) -> Principal:
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("send 'Authorization: Bearer <api key>'")
         m = KEY_RE.match(authorization[7:].strip())
@@ -161,6 +207,10 @@ class Tenants:
                 stored = row.secret_hash
             hit = (now, principal, stored)
             with self._lock:
+                if len(self._cache) >= MAX_CACHED_KEYS:  # random unknown ids must not grow it (issue 21)
+                    self._cache = {k: v for k, v in self._cache.items() if now - v[0] <= CACHE_TTL_S}
+                    if len(self._cache) >= MAX_CACHED_KEYS:
+                        self._cache.clear()
                 self._cache[key_id] = hit
         _, principal, stored = hit
         if principal is None or not hmac.compare_digest(stored, digest):

@@ -139,13 +139,31 @@ class Services:
                 checks["redis"] = {"status": "ok"}
             except Exception as e:
                 checks["redis"] = {"status": "error", "detail": type(e).__name__}
+        limiter_health = getattr(self.rate_limiter, "health", None)
+        if limiter_health is not None:
+            checks["rate_limit"] = limiter_health()
         if self.notary is not None:
             try:
                 checks.update(self.notary.health())
             except Exception as e:  # the database went away between the checks: report, never raise
                 checks["notary"] = {"status": "error", "detail": type(e).__name__}
+        # A party that is not configured at all is reported too: without it packets are only preliminary
+        # (depository.packets.never_court_ready), which is not "ok" even though nothing is failing.
+        policy = getattr(self.notary, "policy", None) if self.notary is not None else None
+        if "witnesses" not in checks and (policy is None or policy.quorum == "none"):
+            checks["witnesses"] = {"status": NOT_CONFIGURED, "detail": "no witness policy: packets cannot be "
+                                   "court-ready (set witness_policy_file)"}
+        if "tsa" not in checks and getattr(self.notary, "stamper", None) is None:
+            checks["tsa"] = {"status": NOT_CONFIGURED, "detail": "no timestamp authority: packets cannot be "
+                             "court-ready (set tsa_urls)"}
         status = "ok" if all(c.get("status") == "ok" for c in checks.values()) else "degraded"
-        return {"status": status, "checks": checks}
+        failing = any(c.get("status") not in ("ok", NOT_CONFIGURED) for c in checks.values())
+        return {"status": status, "failing": failing, "court_ready": not any(
+            c.get("status") == NOT_CONFIGURED for c in checks.values()), "checks": checks}
+
+
+#: /healthz status of a party (TSA, witnesses) the depository has no configuration for.
+NOT_CONFIGURED = "not-configured"
 
 
 def init_home(config: Config) -> LogKeys:
@@ -153,7 +171,8 @@ def init_home(config: Config) -> LogKeys:
     from depository.packets import init_packet_material
     from notary_bridge.tsa_server import init_tsa_material
 
-    config.home.mkdir(parents=True, exist_ok=True)
+    config.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    config.home.chmod(0o700)  # keys, the database and stored content live here: the service's alone
     keys = init_log_keys(config.keys_dir, config.log_origin)
     init_tsa_material(config.home, "Depository TSA")  # the built-in TSA's CA and certificate
     init_packet_material(config.home)  # the packet signer's CA, certificate and CRL
@@ -185,12 +204,13 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
 
         services.redis = redis.Redis.from_url(config.redis_url)
     if config.rate_limit_per_second > 0:
-        from depository.ratelimit import LocalRateLimiter, RedisRateLimiter
+        from depository.ratelimit import FailoverRateLimiter, LocalRateLimiter, RedisRateLimiter
 
+        local = LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst)
         services.rate_limiter = (
-            RedisRateLimiter(services.redis, config.rate_limit_per_second, config.rate_limit_burst)
-            if services.redis is not None
-            else LocalRateLimiter(config.rate_limit_per_second, config.rate_limit_burst))
+            FailoverRateLimiter(RedisRateLimiter(services.redis, config.rate_limit_per_second,
+                                                 config.rate_limit_burst), local)
+            if services.redis is not None else local)
     if notary and (config.tsa_urls or config.witness_policy_file):
         from depository.notary import build_notary
 

@@ -2,6 +2,7 @@
 
     EvidenceError                 root; `diagnostics()` is what the CLI prints
     ├── FormatError               text or bytes that do not parse (a note, a key, a proof, a leaf)
+    ├── FontError                 a font the packet must embed is not installed
     └── VerificationError         parsed fine, but a check failed (signature, proof, imprint)
         ├── ProofError            a Merkle inclusion/consistency proof does not verify
         │   └── RootMismatch      a recomputed root is not the trusted one (`got`, `want`)
@@ -22,6 +23,10 @@ class EvidenceError(Exception):
 
 class FormatError(EvidenceError):
     """Input does not follow the wire format it claims to be."""
+
+
+class FontError(EvidenceError):
+    """A packet cannot be laid out: a font it must embed (archival PDFs embed every font) is missing."""
 
 
 class VerificationError(EvidenceError):

@@ -25,7 +25,6 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from xml.sax.saxutils import escape
@@ -39,9 +38,6 @@ from reportlab.lib.enums import TA_CENTER
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.platypus import (
     KeepTogether,
     PageBreak,
@@ -52,14 +48,24 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from evidence import fonts
 from evidence.bundle import ProofBundle
 from evidence.capture_packet import CapturePages, capture_story
 from evidence.checkpoint import SignedCheckpoint
-from evidence.cosignature import parse_cosignature, verify_cosignature
 from evidence.errors import EvidenceError, FormatError
+from evidence.fonts import packet_fonts
 from evidence.leaf import LeafData
 from evidence.merkle import SHA256
-from evidence.policy import Policy
+from evidence.readiness import (  # noqa: F401  (re-exported: verify and tests import them from here)
+    Readiness,
+    WitnessRow,
+    common_name,
+    packet_readiness,
+    parse_policy,
+    quorum_text,
+    readiness,
+    witness_rows,
+)
 from evidence.timestamp import TokenInfo, parse_token
 
 #: Attachment base names (SPEC.md: proof.json is "an embedded file of that name").
@@ -72,8 +78,8 @@ TSA_CHAIN = "tsa-chain.pem"
 SIGNER_CHAIN = "signer-chain.pem"
 ORIGINAL_PREFIX = "original-"
 
-CJK_FONT = "STSong-Light"
-MONO = "Courier"
+MONO = fonts.MONO
+BODY, BODY_BOLD = fonts.SANS, fonts.SANS_BOLD
 PAGE_W, PAGE_H = A4
 MARGIN = 18 * mm
 FRAME_W = PAGE_W - 2 * MARGIN
@@ -233,68 +239,6 @@ def inclusion_path(index: int, size: int, leaf_hash: bytes, proof: Sequence[byte
     return steps
 
 
-@dataclass(frozen=True)
-class WitnessRow:
-    """A witness named by the policy and what its cosignature (if any) on the checkpoint says."""
-
-    name: str
-    key_id: str
-    time: datetime | None
-    verified: bool
-    note: str
-
-
-def witness_rows(bundle: ProofBundle, policy: Policy | None) -> tuple[list[WitnessRow], bool | None]:
-    """Each policy witness's cosignature state and whether the quorum is met (None: no policy)."""
-    if policy is None:
-        return [], None
-    signed = SignedCheckpoint.from_text(bundle.checkpoint)
-    rows, ok_names = [], set()
-    for w in policy.witnesses:
-        line = next(
-            (s.to_line() for s in signed.signatures if (s.name, s.key_id) == (w.verifier.name, w.verifier.key_id)),
-            None,
-        )
-        kid = f"{w.verifier.key_id:08x}"
-        if line is None:
-            rows.append(WitnessRow(w.name, kid, None, False, "no cosignature"))
-            continue
-        try:
-            t = verify_cosignature(signed.body, line, w.verifier)
-        except EvidenceError as e:
-            try:
-                when: datetime | None = datetime.fromtimestamp(parse_cosignature(line).timestamp, UTC)
-            except (EvidenceError, ValueError, OverflowError):
-                when = None
-            rows.append(WitnessRow(w.name, kid, when, False, e.diagnostics()))
-            continue
-        ok_names.add(w.name)
-        rows.append(WitnessRow(w.name, kid, datetime.fromtimestamp(t, UTC), True, "verified"))
-    return rows, policy.satisfied(ok_names)
-
-
-def parse_policy(text: str | None) -> Policy | None:
-    """The bundle's policy, or None when it has none (or an unparsable one: the verifier says so)."""
-    if not text:
-        return None
-    try:
-        return Policy.from_text(text)
-    except FormatError:
-        return None
-
-
-def quorum_text(policy: Policy) -> str:
-    """'2 of 3 (group "court")' style summary of the quorum line."""
-    groups = {g.name: g for g in policy.groups}
-    q = policy.quorum
-    if q == "none":
-        return "none required"
-    if q in groups:
-        g = groups[q]
-        return f"{g.threshold} of {len(g.members)} (group {q})"
-    return f"1 of 1 (witness {q})"
-
-
 def fmt_time(t: datetime | None) -> str:
     if t is None:
         return "-"
@@ -306,38 +250,10 @@ def fmt_time(t: datetime | None) -> str:
 # --- styles ----------------------------------------------------------------------------------------
 
 
-#: TrueType fonts with Chinese glyphs that reportlab can embed (TrueType outlines, not CFF), looked for
-#: in this order; the first found is embedded (subset) so every viewer shows Chinese names.
-CJK_TTF_CANDIDATES = (
-    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
-    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
-    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
-    ("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", 0),
-)
-_cjk_font_name: str | None = None
-
-
 def cjk_font() -> str:
-    """Register (once per process) and return the font used for Chinese text.
-
-    An embedded TrueType font from disk when there is one; otherwise reportlab's STSong-Light CID font,
-    which needs no file but relies on the viewer having an Adobe-GB1 font to draw it.
-    """
-    global _cjk_font_name
-    if _cjk_font_name is None:
-        name = CJK_FONT
-        for path, index in CJK_TTF_CANDIDATES:
-            if Path(path).is_file():
-                try:
-                    pdfmetrics.registerFont(TTFont("EvidenceCJK", path, subfontIndex=index))
-                except (OSError, TTFError):
-                    continue
-                name = "EvidenceCJK"
-                break
-        else:
-            pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
-        _cjk_font_name = name
-    return _cjk_font_name
+    """Register the packet's embedded fonts (evidence.fonts; FontError if missing); the Chinese font's name."""
+    packet_fonts()
+    return fonts.CJK
 
 
 @dataclass(frozen=True)
@@ -354,11 +270,11 @@ class _Styles:
 
 def _styles() -> _Styles:
     base = getSampleStyleSheet()
-    body = ParagraphStyle("body", parent=base["BodyText"], fontName="Helvetica", fontSize=9.5, leading=12.5)
+    body = ParagraphStyle("body", parent=base["BodyText"], fontName=BODY, fontSize=9.5, leading=12.5)
     return _Styles(
-        h1=ParagraphStyle("h1", parent=base["Title"], fontName="Helvetica-Bold", fontSize=17, leading=21,
+        h1=ParagraphStyle("h1", parent=base["Title"], fontName=BODY_BOLD, fontSize=17, leading=21,
                           spaceAfter=4, alignment=TA_CENTER),
-        h2=ParagraphStyle("h2", parent=base["Heading2"], fontName="Helvetica-Bold", fontSize=12.5,
+        h2=ParagraphStyle("h2", parent=base["Heading2"], fontName=BODY_BOLD, fontSize=12.5,
                           leading=15, spaceBefore=8, spaceAfter=4),
         body=body,
         small=ParagraphStyle("small", parent=body, fontSize=8, leading=10,
@@ -366,21 +282,17 @@ def _styles() -> _Styles:
         mono=ParagraphStyle("mono", parent=body, fontName=MONO, fontSize=7.6, leading=9.4),
         cell=ParagraphStyle("cell", parent=body, fontSize=8.6, leading=10.8),
         cell_mono=ParagraphStyle("cellmono", parent=body, fontName=MONO, fontSize=8, leading=10),
-        label=ParagraphStyle("label", parent=body, fontName="Helvetica-Bold", fontSize=8.6, leading=10.8),
+        label=ParagraphStyle("label", parent=body, fontName=BODY_BOLD, fontSize=8.6, leading=10.8),
     )
 
 
 def _needs_cjk(ch: str) -> bool:
-    """True for characters the standard PDF fonts (WinAnsi) cannot show."""
-    try:
-        ch.encode("cp1252")
-    except UnicodeEncodeError:
-        return True
-    return False
+    """True for characters the Latin font has no glyph for (Chinese, mostly): they switch to the CJK font."""
+    return not packet_fonts().has_glyph(ch)
 
 
 def _cjk_runs(s: str) -> str:
-    """Wrap runs of characters outside WinAnsi in the CJK font (input already escaped)."""
+    """Wrap runs of characters the Latin font lacks in the CJK font (input already escaped)."""
     font = cjk_font()
     out: list[str] = []
     buf: list[str] = []
@@ -415,7 +327,7 @@ def _kv_table(rows: list[tuple[str, Any]], st: _Styles, label_w: float = 42 * mm
     data = [[Paragraph(_t(k), st.label), v if not isinstance(v, str) else Paragraph(v, st.cell)]
             for k, v in rows]
     t = Table(data, colWidths=[label_w, FRAME_W - label_w])
-    t.setStyle(TableStyle([
+    t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
         ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#EEF2F7")),
@@ -427,7 +339,7 @@ def _kv_table(rows: list[tuple[str, Any]], st: _Styles, label_w: float = 42 * mm
 
 def _grid(data: list[list[Any]], widths: list[float]) -> Table:
     t = Table(data, colWidths=widths, repeatRows=1)
-    t.setStyle(TableStyle([
+    t.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("GRID", (0, 0), (-1, -1), 0.3, colors.HexColor("#999999")),
         ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#DDE4EE")),
@@ -445,7 +357,7 @@ def _qr(url: str, size: float) -> Drawing:
     matrix = q.get_matrix()
     n = len(matrix)
     cell = size / n
-    d = Drawing(size, size)
+    d = Drawing(size, size, initialFontName=BODY)  # else renderPDF sets (non-embedded) Helvetica
     for y, row in enumerate(matrix):
         for x, on in enumerate(row):
             if on:
@@ -461,7 +373,7 @@ def _tree_drawing(leaf_hash: bytes, steps: list[PathStep], root: bytes, index: i
     row_h = max(14.0, min(30.0, avail_h / (levels + 1)))
     box_w, box_h = 62.0, min(12.0, row_h - 3)
     h = row_h * (levels + 1) + 10
-    d = Drawing(FRAME_W, h)
+    d = Drawing(FRAME_W, h, initialFontName=BODY)
     cx = FRAME_W / 2 - box_w / 2
 
     def box(x: float, y: float, label: str, fill: str) -> None:
@@ -472,7 +384,7 @@ def _tree_drawing(leaf_hash: bytes, steps: list[PathStep], root: bytes, index: i
 
     y = 4.0
     box(cx, y, leaf_hash.hex()[:8], "#FFF3C4")
-    d.add(String(cx + box_w + 6, y + 2, f"leaf {index} (your deposit)", fontName="Helvetica", fontSize=6.6))
+    d.add(String(cx + box_w + 6, y + 2, f"leaf {index} (your deposit)", fontName=BODY, fontSize=6.6))
     for i, step in enumerate(steps):
         ny = y + row_h
         sx = cx - box_w - 26 if step.sibling_left else cx + box_w + 26
@@ -484,10 +396,10 @@ def _tree_drawing(leaf_hash: bytes, steps: list[PathStep], root: bytes, index: i
             d.add(Line(fx, sy + box_h, cx + box_w / 2, ny, strokeWidth=0.5))
         y = ny
     if not steps:
-        d.add(String(cx + box_w + 6, y + box_h - 1, "= root (single-leaf tree)", fontName="Helvetica",
+        d.add(String(cx + box_w + 6, y + box_h - 1, "= root (single-leaf tree)", fontName=BODY,
                      fontSize=6.6))
     else:
-        d.add(String(cx + box_w + 6, y + box_h / 2 - 2.5, f"root of tree size {size}", fontName="Helvetica",
+        d.add(String(cx + box_w + 6, y + box_h / 2 - 2.5, f"root of tree size {size}", fontName=BODY,
                      fontSize=6.6))
     del root
     return d
@@ -505,6 +417,27 @@ def _token_info(bundle: ProofBundle) -> TokenInfo | None:
         return None
 
 
+def meta_text(v: Any) -> str:
+    """A metadata value as a reader writes it: parties as names ("李伟 (tenant); Acme Ltd."), not JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, int | float):
+        return str(v)
+    if isinstance(v, list):
+        return "; ".join(meta_text(x) for x in v)
+    if isinstance(v, dict):
+        if isinstance(v.get("name"), str):
+            rest = {k: x for k, x in v.items() if k != "name" and x not in (None, "")}
+            role = rest.pop("role", None)
+            extra = ", ".join(f"{k} {meta_text(x)}" for k, x in rest.items())
+            details = ", ".join(str(d) for d in (meta_text(role) if role is not None else "", extra) if d)
+            return v["name"] + (f" ({details})" if details else "")
+        return ", ".join(f"{k}: {meta_text(x)}" for k, x in v.items())
+    return json.dumps(v, ensure_ascii=False)
+
+
 def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
     f, b = entry.facts, entry.bundle
     leaf = LeafData.from_bytes(b.leaf_data)
@@ -519,8 +452,7 @@ def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
         Spacer(1, 5),
     ]
     meta = b.metadata
-    meta_lines = [f"<b>{_t(k)}</b>: {_t(json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)}"
-                  for k, v in list(meta.items())[:12]]
+    meta_lines = [f"<b>{_t(k)}</b>: {_t(meta_text(v))}" for k, v in list(meta.items())[:12]]
     if len(meta) > 12:
         meta_lines.append(f"... {len(meta) - 12} more fields in proof.json")
     size = "hash-only deposit (content not sent)" if f.size is None else f"{f.size:,} bytes"
@@ -536,8 +468,9 @@ def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
         ("Received (log)", _t(fmt_time(leaf.received)) + " — recorded in the leaf by the depository"),
     ]
     if token is not None:
+        tsa = common_name(token.tsa_name or "") or "(unnamed)"
         facts.append(("Existed no later than (TSA)",
-                      f"{_t(fmt_time(token.gen_time))}<br/>TSA: {_t(token.tsa_name or '(unnamed)')}<br/>"
+                      f"{_t(fmt_time(token.gen_time))}<br/>TSA: {_t(tsa)}<br/>"
                       f"serial {token.serial}; policy {_t(token.policy_oid)}"))
     else:
         facts.append(("Existed no later than (TSA)", "no RFC 3161 timestamp token in this proof"))
@@ -560,7 +493,7 @@ def _certificate(entry: PacketEntry, p: PacketInput, st: _Styles) -> list[Any]:
         f'<font name="{MONO}" size="7">{_mono_breakable(url, 70)}</font><br/>'
         "The page is a convenience; the checks in this packet need no access to us (see "
         "<i>How to verify without us</i>).", st.small)]], colWidths=[34 * mm, FRAME_W - 34 * mm])
-    qr.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
+    qr.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY), ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
     story.append(KeepTogether([qr]))
     story.append(PageBreak())
     return story
@@ -626,11 +559,11 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
         Paragraph("How to verify without us", st.h2),
         Paragraph(
             "Nothing below contacts the depository. Save the attachments of this PDF (any PDF reader's "
-            "attachment panel, or <font name='Courier'>pdfdetach -saveall packet.pdf</font>). Obtain the "
+            "attachment panel, or <font name='EvidenceMono'>pdfdetach -saveall packet.pdf</font>). Obtain the "
             "trust "
             "files independently of this packet — from the log operator's publication, a court registry or "
             "the "
-            "witnesses — into a directory <font name='Courier'>trust/</font>: log.vkey, log-sm2.pem, "
+            "witnesses — into a directory <font name='EvidenceMono'>trust/</font>: log.vkey, log-sm2.pem, "
             "witness-policy.txt, tsa-ca.pem (the TSA's root) and packet-ca.pem (the packet signer's root).",
             st.body),
         Paragraph("1. The timestamp covers the checkpoint (OpenSSL):", st.body),
@@ -639,7 +572,7 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
             f"-in {pre.replace('&lt;', '<').replace('&gt;', '>')}timestamp.tsr -token_in -CAfile tsa-ca.pem",
             104), cmd),
         Paragraph(
-            "It must print <font name='Courier'>Verification: OK</font>. tsa-ca.pem is trust/tsa-ca.pem; the "
+            "It must print <font name='EvidenceMono'>Verification: OK</font>. tsa-ca.pem is trust/tsa-ca.pem; the "
             "chain as the TSA sent it is also attached as tsa-chain.pem (its last certificate is the root).",
             st.small),
         Paragraph("2. The PDF signature covers this whole file (poppler):", st.body),
@@ -657,8 +590,8 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
             st.small),
         Paragraph("4. By hand, with any tool:", st.body),
         Paragraph(
-            "SHA-256 and SM3 of the original (<font name='Courier'>openssl dgst -sha256 FILE</font>, "
-            "<font name='Courier'>openssl dgst -sm3 FILE</font>) equal the sha256 and sm3 lines of the leaf "
+            "SHA-256 and SM3 of the original (<font name='EvidenceMono'>openssl dgst -sha256 FILE</font>, "
+            "<font name='EvidenceMono'>openssl dgst -sm3 FILE</font>) equal the sha256 and sm3 lines of the leaf "
             "(base64 'leaf_data' in proof.json). The 'meta' line is SHA-256 of the RFC 8785 canonical JSON "
             "of "
             "proof.json's 'metadata'. tlog-proof.txt is a C2SP tlog-proof@v1; Go's "
@@ -668,7 +601,47 @@ def _how_to_verify(p: PacketInput, st: _Styles, matter: bool) -> list[Any]:
     return story
 
 
+def _evidence_sentences(rs: Sequence[Readiness]) -> tuple[str, str]:
+    """(what the system did for the records in this packet, why the record is reliable): only what the
+    attachments prove, never a witness or a timestamp that is not there."""
+    stamped = all(r.timestamped for r in rs)
+    witnessed = all(r.quorum_met and r.witnesses for r in rs)
+    names = sorted({w for r in rs for w in r.witnesses})
+    tsas = sorted({r.tsa_name for r in rs if r.tsa_name})
+    parts = []
+    if witnessed:
+        parts.append(f"The checkpoint{'s' if len(rs) > 1 else ''} in this packet "
+                     f"{'are' if len(rs) > 1 else 'is'} cosigned by the independent witnesses "
+                     f"{_t(', '.join(names))}, meeting the witness policy's quorum")
+    elif any(r.witnesses for r in rs):
+        parts.append("Some witnesses have cosigned, but the witness quorum is not met for every checkpoint in "
+                     "this packet")
+    else:
+        parts.append("No independent witness has cosigned the checkpoint in this packet")
+    if stamped:
+        parts.append("each checkpoint carries an RFC 3161 timestamp token"
+                     + (f" from {_t(', '.join(tsas))}" if tsas else ""))
+    else:
+        parts.append("the packet carries no RFC 3161 timestamp for "
+                     + ("any checkpoint" if not any(r.timestamped for r in rs) else "every checkpoint")
+                     + ", so the receipt time is the system's own record")
+    system = "; ".join(parts) + "."
+    if witnessed or stamped:
+        by = (f"cosigned by witnesses{' and timestamped by a time-stamping authority' if stamped else ''}"
+              if witnessed else "timestamped by a time-stamping authority")
+        reliable = ("A record cannot be altered without changing its hashes, which would break the inclusion "
+                    f"proof against a checkpoint already signed by the system and {by}, parties other than "
+                    "the operator.")
+    else:
+        reliable = ("A record cannot be altered without changing its hashes, which would break the inclusion "
+                    "proof against a checkpoint already signed by the system (Ed25519 and SM2). This packet "
+                    "carries no cosignature or timestamp by a party other than the operator.")
+    return system, reliable
+
+
 def _declaration(p: PacketInput, st: _Styles) -> list[Any]:
+    rs = packet_readiness([e.bundle for e in p.entries])
+    system_here, reliable = _evidence_sentences(rs)
     story: list[Any] = [
         Paragraph("Declaration of a qualified person", st.h2),
         Paragraph("(in the form of a certification under Federal Rules of Evidence 902(13) and 902(14))",
@@ -687,17 +660,12 @@ def _declaration(p: PacketInput, st: _Styles) -> list[Any]:
             "commitment to "
             "the metadata into an append-only Merkle tree log (RFC 6962), and publishes signed checkpoints "
             "of "
-            "that log (Ed25519 and SM2 signatures). Independent witnesses cosign checkpoints and an RFC 3161 "
-            "time-stamping authority timestamps them. These steps are automatic and happen in the regular "
-            "course of the system's operation; the records are made at or near the time of "
+            "that log (Ed25519 and SM2 signatures). " + system_here + " These steps are automatic and happen "
+            "in the regular course of the system's operation; the records are made at or near the time of "
             "receipt.", st.body),
         Paragraph(
-            "<b>The process is reliable.</b> A record cannot be altered without changing its hashes, which "
-            "would "
-            "break the inclusion proof against a checkpoint already signed, cosigned and timestamped by "
-            "parties "
-            "other than the operator. The packet is itself digitally signed (PAdES) so changes to it are "
-            "detectable.", st.body),
+            "<b>The process is reliable.</b> " + reliable + " The packet is itself digitally signed (PAdES) "
+            "so changes to it are detectable.", st.body),
         Paragraph("<b>Hash algorithms and values (FRE 902(14): identification by hash value).</b>", st.body),
     ]
     data = [[Paragraph(h, st.label) for h in ("Deposit", "SHA-256", "SM3")]]
@@ -853,17 +821,61 @@ def _comparison_page(p: PacketInput, st: _Styles) -> list[Any]:
 # --- assembly --------------------------------------------------------------------------------------
 
 
-def _footer(p: PacketInput) -> Any:
+WATERMARK = "PRELIMINARY — NOT COURT-READY"
+
+
+def status_line(rs: Sequence[Readiness]) -> str:
+    """The footer's statement of what the packet contains (every page)."""
+    if all(r.court_ready for r in rs):
+        return "Court-ready: witnessed to quorum and timestamped"
+    missing = []
+    if not all(r.timestamped for r in rs):
+        missing.append("no RFC 3161 timestamp")
+    if not all(r.quorum_met and r.witnesses for r in rs):
+        missing.append("no witness quorum")
+    return "PRELIMINARY (" + ", ".join(missing) + ")"
+
+
+def _footer(p: PacketInput, rs: Sequence[Readiness]) -> Any:
+    preliminary = not all(r.court_ready for r in rs)
+
     def draw(canvas: Any, doc: Any) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 7)
+        if preliminary:
+            canvas.saveState()
+            canvas.setFillColor(colors.Color(0.75, 0.1, 0.1, alpha=0.16))
+            canvas.setFont(BODY_BOLD, 34)
+            canvas.translate(PAGE_W / 2, PAGE_H / 2)
+            canvas.rotate(52)
+            canvas.drawCentredString(0, 0, WATERMARK)
+            canvas.restoreState()
+        canvas.setFont(BODY, 7)
         canvas.setFillColor(colors.HexColor("#555555"))
-        label = f"Evidence packet · {p.service_name} · generated {fmt_time(p.generated_at)}"
-        canvas.drawString(MARGIN, 10 * mm, label[:120])
+        label = f"Evidence packet · {status_line(rs)} · {p.service_name} · generated {fmt_time(p.generated_at)}"
+        canvas.drawString(MARGIN, 10 * mm, label[:150])
         canvas.drawRightString(PAGE_W - MARGIN, 10 * mm, f"page {doc.page}")
         canvas.restoreState()
 
     return draw
+
+
+def _preliminary_banner(rs: Sequence[Readiness], st: _Styles) -> list[Any]:
+    """First-page box: this packet is preliminary, and exactly what it still lacks (per deposit)."""
+    lines = [f"<b>{_t(WATERMARK)}</b>",
+             "This packet was issued before all the evidence below existed. It still lacks:"]
+    for r in rs:
+        if r.missing:
+            who = f"{_t(r.deposit_id)}: " if len(rs) > 1 else ""
+            lines += [f"• {who}{_t(m)}" for m in r.missing]
+    lines.append("Ask the depository for the packet again once its deposit page says it is court-ready; until "
+                 "then, use this packet only as a preliminary record.")
+    box = Table([[Paragraph("<br/>".join(lines), st.body)]], colWidths=[FRAME_W])
+    box.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), BODY),
+                             ("BOX", (0, 0), (-1, -1), 1.2, colors.HexColor("#a4141c")),
+                             ("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#fdecec")),
+                             ("LEFTPADDING", (0, 0), (-1, -1), 6), ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+                             ("TOPPADDING", (0, 0), (-1, -1), 4), ("BOTTOMPADDING", (0, 0), (-1, -1), 5)]))
+    return [box, Spacer(1, 6)]
 
 
 def render_pages(p: PacketInput) -> bytes:
@@ -873,7 +885,8 @@ def render_pages(p: PacketInput) -> bytes:
     cjk_font()
     st = _styles()
     matter = len(p.entries) > 1
-    story: list[Any] = []
+    rs = packet_readiness([e.bundle for e in p.entries])
+    story: list[Any] = [] if all(r.court_ready for r in rs) else _preliminary_banner(rs, st)
     if p.comparison is not None:
         story += _comparison_page(p, st)
     if p.capture is not None:
@@ -904,8 +917,10 @@ def render_pages(p: PacketInput) -> bytes:
     title = "Evidence packet " + ", ".join(e.facts.deposit_id for e in p.entries[:3])
     doc = SimpleDocTemplate(out, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
                             bottomMargin=MARGIN + 4 * mm, title=title[:200], author=p.service_name,
-                            subject="Court-ready evidence packet", creator="evidence-depository")
-    doc.build(story, onFirstPage=_footer(p), onLaterPages=_footer(p))
+                            subject=("Court-ready evidence packet" if all(r.court_ready for r in rs)
+                                     else "Preliminary evidence packet (not court-ready)"),
+                            creator="evidence-depository", initialFontName=BODY)
+    doc.build(story, onFirstPage=_footer(p, rs), onLaterPages=_footer(p, rs))
     return out.getvalue()
 
 

@@ -1,7 +1,11 @@
 """Reading a signed packet PDF offline: its signatures (pyHanko validation) and its signed attachments.
 
-Attachments are read from the revision the packet signature covers, not from the latest revision, so
-an attachment swapped in a later incremental update is never the one checked. The signature checks:
+Order matters. First every signed byte range is checked on the raw bytes (`evidence.byterange`), before
+any parsing: a changed byte inside a signed range then reads "altered after signing", whatever else it
+broke (a compressed stream, the cross-reference table), and nothing is extracted from an altered file.
+Only then is the PDF parsed, its signatures validated, and the attachments read, from the revision the
+packet signature covers, not from the latest revision, so an attachment swapped in a later incremental
+update is never the one checked. The signature checks:
 
 * `pdf-signature`: each signature is intact (digest of the signed byte ranges) and valid (the CMS
   signature), and its signer chains to trust/packet-ca.pem when given (else to the root shipped in
@@ -29,6 +33,7 @@ from pyhanko.sign.validation.dss import DocumentSecurityStore
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
+from evidence.byterange import scan
 from evidence.errors import FormatError
 
 # pyHanko logs a warning for every unparsable byte range in damaged files; the check names the problem.
@@ -48,6 +53,7 @@ class SignedPacket:
 
     files: dict[str, bytes]
     checks: list[Any] = field(default_factory=list)
+    altered: bool = False
 
 
 def _certs(blob: bytes | None) -> list[x509.Certificate]:
@@ -85,12 +91,23 @@ def read_signed_packet(pdf: bytes, packet_ca_pem: bytes | None, tsa_ca_pem: byte
     """Parse, validate signatures and extract the signed attachments; FormatError if not a signed PDF."""
     from evidence.verify import Check
 
+    ranges = scan(pdf)
+    altered = ranges.altered()
+    if altered is not None:
+        return SignedPacket({}, [Check("pdf-signature", False, f"altered after signing: {altered}",
+                                       SIGNATURE_EXPLANATION, facts={"finding": "altered"})], altered=True)
     if not pdf.lstrip()[:5] == b"%PDF-":
         raise FormatError("not a PDF (no %PDF- header)")
+    if not ranges.signatures:
+        raise FormatError("not a signed evidence packet: the PDF has no signature")
+    damaged = ranges.damaged()
     try:
         reader = PdfFileReader(io.BytesIO(pdf), strict=False)
         sigs = list(reader.embedded_signatures)
     except Exception as e:  # pyHanko raises PdfReadError, ValueError, KeyError... on damaged files
+        if damaged is not None:  # the signed bytes are intact; only a signature value is not
+            return SignedPacket({}, [Check("pdf-signature", False, damaged, SIGNATURE_EXPLANATION,
+                                           facts={"finding": "damaged"})], altered=True)
         raise FormatError(f"not a readable PDF (truncated or damaged): {type(e).__name__}: {e}") from e
     regular = [s for s in sigs if s.sig_object_type == "/Sig"]
     if not regular:
@@ -145,6 +162,9 @@ def read_signed_packet(pdf: bytes, packet_ca_pem: bytes | None, tsa_ca_pem: byte
         else:
             details.append(f"{s.field_name}: valid, signer {who}" + (
                 " (trusted root)" if trusted_packet else " (untrusted keys: root shipped in the packet)"))
+    if damaged is not None:
+        sig_ok = False
+        details.insert(0, damaged)
     checks.append(Check("pdf-signature", sig_ok, "; ".join(details), SIGNATURE_EXPLANATION))
 
     cover_ok, cover_detail = False, "no signature covers the end of the file"
@@ -169,10 +189,12 @@ def read_signed_packet(pdf: bytes, packet_ca_pem: bytes | None, tsa_ca_pem: byte
 
     doc_ts = [s for s in sigs if s.sig_object_type == "/DocTimeStamp"]
     if not doc_ts:
-        checks.append(Check("pdf-document-timestamp", not tsa_ca_pem,
+        checks.append(Check("pdf-document-timestamp", False,
                             "no document timestamp" + (" but trust/tsa-ca.pem requires one" if tsa_ca_pem
-                                                       else " (packet signed without a TSA)"),
-                            DOC_TS_EXPLANATION, "fail" if tsa_ca_pem else "not present"))
+                                                       else ": the packet was signed without a TSA, so its "
+                                                       "signing time rests on the depository's clock"),
+                            DOC_TS_EXPLANATION, "failed" if tsa_ca_pem else "not present",
+                            facts={"finding": "missing-required"} if tsa_ca_pem else {}))
     else:
         ok, parts = True, []
         for s in doc_ts:

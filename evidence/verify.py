@@ -24,7 +24,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -55,29 +55,78 @@ from evidence.sm2 import SM2PublicKey
 from evidence.timestamp import parse_token, verify_token
 from evidence.tlogproof import TlogProof
 
-PASS, FAIL, ABSENT = "pass", "fail", "not present"
+# The three verdicts of a check (docs/formats.md "Verification"): a claim proven, a piece of evidence the
+# packet does not carry (neutral: it says what that leaves unproven), or a claim that is false.
+VERIFIED, ABSENT, FAILED = "verified", "not present", "failed"
+PASS, FAIL = VERIFIED, FAILED  # older names
+
+NO_WITNESSES = ("no witness cosignatures: nobody independent of the depository confirms that the log showed "
+                "everyone this same tree")
+#: facts of a check that failed only because required evidence is absent (a preliminary packet)
+MISSING_REQUIRED: dict[str, Any] = {"finding": "missing-required"}
+NO_TIMESTAMP = "no timestamp token: only the depository vouches for the time"
 
 
 @dataclass(frozen=True)
 class Check:
-    """One verification question: its name, whether it passed, what was found, and why it matters."""
+    """One verification question: its verdict, what was found, and why it matters.
+
+    `ok` is True only for *verified*: a check whose evidence is not present is not a pass. `facts` carries
+    what a proven check established (times, names) for the plain-language summary.
+    """
 
     name: str
     ok: bool
     detail: str
     explanation: str
     status: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.status:
-            object.__setattr__(self, "status", PASS if self.ok else FAIL)
+        if self.status in ("", "pass", "fail"):
+            object.__setattr__(self, "status", VERIFIED if self.ok and self.status != "fail" else FAILED)
+        if self.status not in (VERIFIED, ABSENT, FAILED):
+            raise ValueError(f"unknown check status {self.status!r}")
+        object.__setattr__(self, "ok", self.status == VERIFIED)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class FileDigests:
+    """The original file as its digests and size, for a caller that hashed it while it streamed in (the
+    /verify page spools a large original to disk instead of holding it in memory)."""
+
+    sha256: bytes
+    sm3: bytes
+    size: int
+
+    @classmethod
+    def of(cls, data: bytes) -> FileDigests:
+        return cls(hashlib.sha256(data).digest(), hashlib.new("sm3", data).digest(), len(data))
+
+
+OriginalFile = bytes | FileDigests
+
+
+def absent(name: str, detail: str, explanation: str) -> Check:
+    """A check whose evidence the packet does not carry: neutral, never a pass."""
+    return Check(name, False, detail, explanation, ABSENT)
+
+
 def all_passed(checks: list[Check]) -> bool:
-    return bool(checks) and all(c.ok for c in checks)
+    """Every check verified: nothing failed and nothing is missing."""
+    return bool(checks) and all(c.status == VERIFIED for c in checks)
+
+
+def none_failed(checks: list[Check]) -> bool:
+    """Nothing is false (some evidence may be absent)."""
+    return bool(checks) and not any(c.failed for c in checks)
 
 
 @dataclass(frozen=True)
@@ -113,20 +162,29 @@ class Trust:
 # --- the proof (shared by packets and bundles) -------------------------------------------------------
 
 
-def _run(name: str, explanation: str, fn: Callable[[], str]) -> Check:
-    """Run one check; an EvidenceError (or a parse error) fails it with the error as detail."""
+Outcome = str | tuple[str, dict[str, Any]]
+
+
+def _run(name: str, explanation: str, fn: Callable[[], Outcome]) -> Check:
+    """Run one check; an EvidenceError (or a parse error) fails it with the error as detail.
+
+    `fn` returns the detail, or (detail, facts) when the check establishes something the summary names.
+    """
     try:
-        return Check(name, True, fn(), explanation)
+        out = fn()
     except (EvidenceError, ValueError, KeyError, TypeError) as e:
         detail = e.diagnostics() if isinstance(e, EvidenceError) else f"{type(e).__name__}: {e}"
         return Check(name, False, detail, explanation)
+    if isinstance(out, tuple):
+        return Check(name, True, out[0], explanation, facts=out[1])
+    return Check(name, True, out, explanation)
 
 
 def _floor_s(t: datetime) -> int:
     return int(t.timestamp())
 
 
-def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust | None = None,
+def verify_proof(bundle: ProofBundle, *, file: OriginalFile | None = None, trust: Trust | None = None,
                  attachments: dict[str, bytes] | None = None, label: str = "") -> list[Check]:
     """Every check of one deposit's proof; `attachments` (packet files of this deposit) when from a PDF."""
     trust = trust or Trust()
@@ -139,7 +197,7 @@ def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust
                            "proof.json, the tlog-proof, the checkpoint and the timestamp token are copies of "
                            "the same proof.", lambda: _attachments(bundle, attachments)))
 
-    def leaf() -> str:
+    def leaf() -> Outcome:
         lf = LeafData.from_bytes(bundle.leaf_data)
         if lf.id != bundle.deposit_id:
             raise FormatError(f"leaf id {lf.id}, want deposit {bundle.deposit_id}")
@@ -147,7 +205,8 @@ def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust
             raise FormatError(f"leaf meta {lf.meta.hex()}, but the metadata in proof.json hashes to "
                               f"{meta_hash(bundle.metadata).hex()} (RFC 8785)")
         leaf_holder.append(lf)
-        return f"evidence-deposit/v1 leaf of {lf.id}, received {lf.received.isoformat()}; metadata matches"
+        return (f"evidence-deposit/v1 leaf of {lf.id}, received {lf.received.isoformat()}; metadata matches",
+                {"deposit_id": lf.id, "received": lf.received.isoformat(), "sha256": lf.sha256.hex()})
 
     checks.append(_run(pre + "leaf-data", "The leaf is the record written into the log: file hashes, time, "
                        "depositor and a hash of the metadata. It must parse and match the metadata "
@@ -163,13 +222,14 @@ def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust
                            "have the hashes recorded in the leaf.",
                            functools.partial(_file_matches, bundle.leaf_data, data, name)))
 
-    def inclusion() -> str:
+    def inclusion() -> Outcome:
         cp = SignedCheckpoint.from_text(bundle.checkpoint).checkpoint
         if bundle.tree_size != cp.size:
             raise FormatError(f"tree_size {bundle.tree_size}, but the checkpoint says {cp.size}")
         leaf_hash = SHA256.hash_leaf(bundle.leaf_data)
         verify_inclusion(SHA256, bundle.leaf_index, cp.size, leaf_hash, bundle.inclusion_proof, cp.root_hash)
-        return f"leaf {bundle.leaf_index} is in the tree of size {cp.size} with root {cp.root_hash.hex()[:16]}…"
+        return (f"leaf {bundle.leaf_index} is in the tree of size {cp.size} with root {cp.root_hash.hex()[:16]}…",
+                {"origin": cp.origin, "tree_size": cp.size})
 
     checks.append(_run(pre + "inclusion", "The Merkle path from the leaf must lead to the root the log signed: "
                        "this proves the deposit is in the log.", inclusion))
@@ -179,10 +239,30 @@ def verify_proof(bundle: ProofBundle, *, file: bytes | None = None, trust: Trust
                        "algorithm) proves the same.", lambda: _log_sm2(bundle, trust)))
     checks.append(_witnesses(bundle, trust, pre))
     checks.append(_token(bundle, trust, pre))
-    checks.append(_run(pre + "time-order", "The timestamp and the witnesses saw the checkpoint after the "
-                       "deposit was received; earlier times would be inconsistent.",
-                       lambda: _time_order(bundle)))
+    order_why = ("The timestamp and the witnesses saw the checkpoint after the deposit was received; earlier "
+                 "times would be inconsistent.")
+    if bundle.timestamp_token is None and not _cosignature_times(bundle):
+        checks.append(absent(pre + "time-order", "no timestamp or cosignature times to compare: only the "
+                             "depository vouches for the time", order_why))
+    else:
+        checks.append(_run(pre + "time-order", order_why, lambda: _time_order(bundle)))
     return checks
+
+
+def _cosignature_times(bundle: ProofBundle) -> list[Any]:
+    try:
+        signed = SignedCheckpoint.from_text(bundle.checkpoint)
+    except EvidenceError:
+        return []
+    out = []
+    for sig in signed.signatures:
+        if sig.name == signed.checkpoint.origin:
+            continue
+        try:
+            out.append(parse_cosignature(sig.to_line()))
+        except EvidenceError:
+            continue
+    return out
 
 
 def _attachments(bundle: ProofBundle, files: dict[str, bytes]) -> str:
@@ -212,23 +292,25 @@ def _attachments(bundle: ProofBundle, files: dict[str, bytes]) -> str:
     return f"{len(files)} attachments, all consistent with proof.json"
 
 
-def _file_matches(leaf_data: bytes, data: bytes, what: str = "the file") -> str:
+def _file_matches(leaf_data: bytes, data: OriginalFile, what: str = "the file") -> str:
     lf = LeafData.from_bytes(leaf_data)
-    sha, sm3 = hashlib.sha256(data).digest(), hashlib.new("sm3", data).digest()
+    d = data if isinstance(data, FileDigests) else FileDigests.of(data)
+    sha, sm3 = d.sha256, d.sm3
     if sha != lf.sha256:
         raise FormatError(f"SHA-256 of {what} is {sha.hex()}, the leaf records {lf.sha256.hex()}")
     if sm3 != lf.sm3:
         raise FormatError(f"SM3 of {what} is {sm3.hex()}, the leaf records {lf.sm3.hex()}")
-    if lf.size is not None and lf.size != len(data):
-        raise FormatError(f"{what} is {len(data)} bytes, the leaf records {lf.size}")
+    if lf.size is not None and lf.size != d.size:
+        raise FormatError(f"{what} is {d.size} bytes, the leaf records {lf.size}")
     return f"SHA-256 {sha.hex()[:16]}… and SM3 {sm3.hex()[:16]}… match the leaf"
 
 
-def _log_ed25519(bundle: ProofBundle, trust: Trust) -> str:
+def _log_ed25519(bundle: ProofBundle, trust: Trust) -> Outcome:
     vkey = trust.log_vkey or bundle.log_vkey
     verify_checkpoint(bundle.checkpoint, [Ed25519Verifier.from_vkey(vkey)])
     return f"verified with {vkey.split('+')[0]}+{vkey.split('+')[1]}" + (
-        " (trusted key)" if trust.log_vkey else " (untrusted keys: the copy inside the proof)")
+        " (trusted key)" if trust.log_vkey else " (untrusted keys: the copy inside the proof)"), {
+        "log": vkey.split("+")[0], "trusted": bool(trust.log_vkey)}
 
 
 def _log_sm2(bundle: ProofBundle, trust: Trust) -> str:
@@ -246,7 +328,7 @@ def _witnesses(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
            "everyone the same tree.")
     text = trust.witness_policy or bundle.witness_policy
     if not text:
-        return Check(name, True, "no witness policy in the proof or the trust directory", why, ABSENT)
+        return absent(name, NO_WITNESSES + " (no witness policy in the proof or the trust directory)", why)
     policy: Policy | None
     try:
         policy = Policy.from_text(text)
@@ -263,9 +345,16 @@ def _witnesses(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
         return Check(name, False, "; ".join(f"{r.name}: {r.note}" for r in bad), why)
     if not quorum:
         if not trust.witness_policy and not ok_names and parse_policy(bundle.witness_policy) is None:
-            return Check(name, True, "no cosignatures", why, ABSENT)
-        return Check(name, False, f"quorum not met ({source}); verified: {', '.join(ok_names) or 'none'}", why)
-    return Check(name, True, f"quorum met ({source}); verified: {', '.join(ok_names) or 'none required'}", why)
+            return absent(name, NO_WITNESSES, why)
+        detail = f"quorum not met ({source}); verified: {', '.join(ok_names) or 'none'}"
+        if trust.witness_policy:  # the verifier requires the quorum: its absence fails
+            return Check(name, False, detail + "; the trusted policy requires it", why, facts=MISSING_REQUIRED)
+        return absent(name, detail + ": nobody independent of the depository confirms the log showed everyone "
+                      "this same tree", why)
+    if not ok_names:
+        return absent(name, NO_WITNESSES + f" (the {source} requires none)", why)
+    return Check(name, True, f"quorum met ({source}); verified: {', '.join(ok_names)}", why,
+                 facts={"witnesses": ok_names, "trusted": bool(trust.witness_policy)})
 
 
 def _token(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
@@ -274,10 +363,11 @@ def _token(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
            "existed no later than its time.")
     if bundle.timestamp_token is None:
         if trust.tsa_ca_pem:
-            return Check(name, False, "no timestamp token, but trust/tsa-ca.pem requires one", why)
-        return Check(name, True, "no timestamp token in the proof", why, ABSENT)
+            return Check(name, False, "no timestamp token, but trust/tsa-ca.pem requires one", why,
+                         facts=MISSING_REQUIRED)
+        return absent(name, NO_TIMESTAMP, why)
 
-    def run() -> str:
+    def run() -> Outcome:
         body = SignedCheckpoint.from_text(bundle.checkpoint).body.encode()
         if trust.tsa_ca_pem:
             cas, note = [trust.tsa_ca_pem], "trusted TSA root"
@@ -286,7 +376,9 @@ def _token(bundle: ProofBundle, trust: Trust, pre: str) -> Check:
         else:
             raise FormatError("no TSA certificate to check the token against")
         info = verify_token(bundle.timestamp_token or b"", hashlib.sha256(body).digest(), "sha256", cas)
-        return f"genTime {info.gen_time.isoformat()} by {info.tsa_name or 'TSA'}, serial {info.serial} ({note})"
+        return (f"genTime {info.gen_time.isoformat()} by {info.tsa_name or 'TSA'}, serial {info.serial} ({note})",
+                {"gen_time": info.gen_time.isoformat(), "tsa": info.tsa_name or "the TSA",
+                 "trusted": bool(trust.tsa_ca_pem)})
 
     return _run(name, why, run)
 
@@ -319,7 +411,7 @@ def _time_order(bundle: ProofBundle) -> str:
 # --- bundles -----------------------------------------------------------------------------------------
 
 
-def verify_bundle(data: bytes | dict[str, Any], *, file: bytes | None = None,
+def verify_bundle(data: bytes | dict[str, Any], *, file: OriginalFile | None = None,
                   trust: Trust | None = None) -> list[Check]:
     """Checks of a proof bundle (proof.json). FormatError if it is not a bundle at all."""
     if isinstance(data, bytes):
@@ -333,17 +425,19 @@ def verify_bundle(data: bytes | dict[str, Any], *, file: bytes | None = None,
 # --- packets ----------------------------------------------------------------------------------------
 
 
-def verify_packet(pdf: bytes, *, file: bytes | None = None, trust: Trust | None = None) -> list[Check]:
+def verify_packet(pdf: bytes, *, file: OriginalFile | None = None, trust: Trust | None = None) -> list[Check]:
     """Every check of an evidence packet; FormatError (one line) if it is not a readable packet PDF."""
     return outside_event_loop(_verify_packet, pdf, file=file, trust=trust)
 
 
-def _verify_packet(pdf: bytes, *, file: bytes | None = None, trust: Trust | None = None) -> list[Check]:
+def _verify_packet(pdf: bytes, *, file: OriginalFile | None = None, trust: Trust | None = None) -> list[Check]:
     from evidence.pdfsig import read_signed_packet
 
     trust = trust or Trust()
     packet = read_signed_packet(pdf, trust.packet_ca_pem, trust.tsa_ca_pem)
     checks = list(packet.checks)
+    if packet.altered:  # nothing is read from a file whose signed bytes changed
+        return checks
     sections = sorted(n[: -len(PROOF_JSON)] for n in packet.files if n.endswith(PROOF_JSON))
     if not sections:
         raise FormatError("not an evidence packet: no proof.json attachment in the signed revision")

@@ -62,10 +62,14 @@ def get_artefact(capture_id: str, name: str) -> Response:
 
 @bp.get("/v1/captures/<capture_id>/packet.pdf")
 def get_packet(capture_id: str) -> Response:
-    """The signed evidence packet of the capture (409 + Retry-After until it is in a checkpoint)."""
+    """The signed evidence packet of the capture (409 until court-ready, unless `?preliminary=1`)."""
+    from depository.packets import STATUS_HEADER, wants_preliminary
+
     p = principal("proof")
-    pdf = _captures().packet(p.tenant_id, capture_id)
+    pdf, status = _captures().packet(p.tenant_id, capture_id,
+                                     preliminary=wants_preliminary(request.args.get("preliminary")))
     resp = Response(pdf, mimetype="application/pdf")
+    resp.headers[STATUS_HEADER] = status
     resp.headers["Content-Disposition"] = f'attachment; filename="{capture_id}-packet.pdf"'
     return resp
 

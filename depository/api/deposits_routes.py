@@ -13,8 +13,10 @@ import orjson
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from depository.api.auth import principal
+from depository.api.params import UnsupportedMediaType, body_bytes, paging
 from depository.deposits import Deposit, DepositRequest, merge_refs, request_fingerprint
 from depository.errors import BadRequest, ValidationFailed
+from depository.inputs import MAX_JSON_DEPTH, check_json_depth
 from depository.kinds import REF_RE, validate_metadata
 from depository.proofs import build_proof
 from depository.uploads import HashingSpool, deposit_spooled_file
@@ -71,11 +73,14 @@ def _json_body() -> Any:
     """The body as JSON (orjson: several times faster than the stdlib on a 10,000-deposit batch, and it
     refuses what JSON forbids, such as NaN or lone surrogates). Integers beyond 64 bits become doubles, the
     numbers RFC 8785 (and so the leaf's meta hash) knows."""
-    raw = request.get_data(cache=True)
+    raw = body_bytes()
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
         raise BadRequest(f"request body is not valid JSON: {e}") from e
+    # Deposit metadata nests at most MAX_JSON_DEPTH (validate_metadata), plus the batch's two levels.
+    check_json_depth(value, "the request body", MAX_JSON_DEPTH + 3)
+    return value
 
 
 def _json_response(obj: Any, status: int) -> Response:
@@ -128,7 +133,7 @@ def create_deposit() -> Response:
     if ctype == "multipart/form-data":
         return _create_from_file(p.tenant_id)
     if ctype != "application/json":
-        raise BadRequest("send multipart/form-data (file, kind, metadata) or application/json (hash only)")
+        raise UnsupportedMediaType("send multipart/form-data (file, kind, metadata) or application/json (hash only)")
     body = request.get_data(cache=True)
     req = DepositRequest.from_json(_json_body())
     idem = _idempotency(body)
@@ -155,6 +160,8 @@ def _create_from_file(tenant_id: str) -> Response:
         raise ValidationFailed(f"kind must be one of {', '.join(KINDS)}")
     try:
         metadata = json.loads(request.form.get("metadata") or "{}")
+    except RecursionError as e:
+        raise ValidationFailed("metadata nests too deep") from e
     except ValueError as e:
         raise ValidationFailed(f"metadata is not valid JSON: {e}") from e
     metadata = merge_refs(metadata, request.form.get("matter") or None, request.form.get("follows") or None)
@@ -176,7 +183,7 @@ def create_batch() -> Response:
     s = services()
     s.check_backpressure(p)
     if request.mimetype != "application/json":
-        raise BadRequest("send application/json: {\"deposits\": [...]}")
+        raise UnsupportedMediaType("send application/json: {\"deposits\": [...]}")
     body = request.get_data(cache=True)
     obj = _json_body()
     if not isinstance(obj, dict) or not isinstance(obj.get("deposits"), list) or set(obj) != {"deposits"}:
@@ -215,13 +222,7 @@ def find_deposits() -> Response:
     p = principal("read")
     sha256 = request.args.get("sha256")
     matter = request.args.get("matter")
-    try:
-        limit = int(request.args.get("limit", "100"))
-        offset = int(request.args.get("offset", "0"))
-    except ValueError as e:
-        raise BadRequest("limit and offset must be integers") from e
-    if not 1 <= limit <= 1000 or not 0 <= offset <= 10**9:
-        raise BadRequest("limit must be 1..1000 and offset 0..10^9")
+    limit, offset = paging()
     if matter is not None and not REF_RE.match(matter):
         raise BadRequest("matter must be 1-128 characters of letters, digits and _.:/#-")
     kind = request.args.get("kind")

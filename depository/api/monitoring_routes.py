@@ -18,9 +18,15 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from depository.api.auth import principal
+from depository.api.params import expensive
+from depository.api.params import json_object as _json_object
+from depository.api.params import paging as _paging
 from depository.errors import BadRequest, ValidationFailed
+from depository.inputs import storable_text
 from depository.monitoring.service import Monitoring, alert_json
 from depository.monitoring.watches import watch_json
+from depository.monitoring.workflow import STATUSES
+from depository.ratelimit import LocalRateLimiter
 from depository.wiring import Services
 
 bp = Blueprint("monitoring", __name__)
@@ -35,23 +41,6 @@ def _services() -> Services:
 def _monitoring() -> Monitoring:
     m: Monitoring = _services().monitoring
     return m
-
-
-def _json_object() -> dict[str, Any]:
-    try:
-        obj = json.loads(request.get_data(cache=True) or b"null")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise BadRequest(f"request body is not valid JSON: {e}") from e
-    if not isinstance(obj, dict):
-        raise BadRequest("the body must be a JSON object")
-    return obj
-
-
-def _paging() -> tuple[int, int]:
-    try:
-        return int(request.args.get("limit", "100")), int(request.args.get("offset", "0"))
-    except ValueError as e:
-        raise BadRequest("limit and offset must be integers") from e
 
 
 def _created(body: dict[str, Any], location: str) -> Response:
@@ -105,6 +94,20 @@ def create_scan() -> Response:
     (multipart `file`: matched only -- there is no page to capture)."""
     p = principal("deposit")
     m = _monitoring()
+    with expensive(p.key_id, "scans", _scan_rate()):
+        return _scan(p, m)
+
+
+def _scan_rate() -> LocalRateLimiter:
+    ext = current_app.extensions
+    if "scan_rate" not in ext:
+        per_minute = _services().config.scan_rate_per_minute
+        ext["scan_rate"] = LocalRateLimiter(per_minute / 60, max(1, per_minute // 2))
+    rate: LocalRateLimiter = ext["scan_rate"]
+    return rate
+
+
+def _scan(p: Any, m: Monitoring) -> Response:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
@@ -117,7 +120,7 @@ def create_scan() -> Response:
         return jsonify({"source": "upload", "filename": upload.filename, "matches": matches})
     obj = _json_object()
     url = obj.get("url")
-    if set(obj) - {"url"} or not isinstance(url, str) or not url:
+    if set(obj) - {"url"} or not isinstance(url, str) or not url or len(url) > 4096 or not storable_text(url):
         raise ValidationFailed('send {"url": "<suspect page>"} or a multipart file')
     try:
         m.fetcher._check_url(url)
@@ -132,7 +135,10 @@ def create_scan() -> Response:
 def list_alerts() -> Response:
     p = principal("read")
     limit, offset = _paging()
-    rows = _monitoring().alerts(p.tenant_id, status=request.args.get("status"), limit=limit, offset=offset)
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)}")
+    rows = _monitoring().alerts(p.tenant_id, status=status, limit=limit, offset=offset)
     return jsonify({"alerts": [alert_json(r) for r in rows]})
 
 
@@ -163,7 +169,10 @@ def alert_packet(alert_id: str) -> Response:
     p = principal("proof")
     s = _services()
     row = _monitoring().alert_row(p.tenant_id, alert_id)
-    pdf = build_infringement_packet(s, row)
+    from depository.packets import wants_preliminary
+
+    with expensive(p.key_id, "packets"):
+        pdf = build_infringement_packet(s, row, preliminary=wants_preliminary(request.args.get("preliminary")))
     resp = Response(pdf, mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f'attachment; filename="infringement-packet-{row.id}.pdf"'
     resp.headers["Cache-Control"] = "private, no-store"
@@ -204,6 +213,14 @@ def create_webhook() -> Response:
         raise ValidationFailed('send {"url": "https://..."}')
     row, secret = _monitoring().notifier.create_endpoint(p.tenant_id, "webhook", obj["url"])
     return _created(_endpoint_json(row, secret), f"/v1/webhooks/{row.id}")
+
+
+@bp.post("/v1/webhooks/<endpoint_id>/rotate-secret")
+def rotate_webhook_secret(endpoint_id: str) -> Response:
+    """A new signing secret, shown once; deliveries from now on are signed with it."""
+    p = principal("deposit")
+    row, secret = _monitoring().notifier.rotate_secret(p.tenant_id, endpoint_id)
+    return jsonify(_endpoint_json(row, secret))
 
 
 @bp.post("/v1/alert-emails")
@@ -306,6 +323,9 @@ def _openapi_paths() -> dict[str, Any]:
             "get": op("The tenant's webhook endpoints", ok(obj))},
         "/v1/webhooks/{endpoint_id}": {"delete": op("Remove a webhook endpoint", deleted, 404,
                                                     parameters=[endpoint_id])},
+        "/v1/webhooks/{endpoint_id}/rotate-secret": {"post": op(
+            "Replace the endpoint's signing secret (the new one is shown once)", ok(obj), 404,
+            parameters=[endpoint_id])},
         "/v1/alert-emails": {
             "post": op("Add an alert email address", ok(obj, "the endpoint", "201"), 400, 422, requestBody={
                 **json_body({"type": "object", "required": ["address"], "additionalProperties": False,

@@ -130,9 +130,21 @@ COMPONENTS = {
 }
 
 
+def _with_common_errors(op: dict[str, Any]) -> dict[str, Any]:
+    """What any operation may answer besides its own codes: 405 to another method (TRACE included), 400
+    for a NUL byte in the path or query, 415 to a body of another content type, 429 when rate-limited."""
+    extra = [400, 405]
+    if "requestBody" in op:
+        extra.append(415)
+    if op.get("security"):
+        extra.append(429)
+    return {**op, "responses": {**errors(*extra), **op["responses"]}}
+
+
 def document(extra_paths: dict[str, Any] | None = None) -> dict[str, Any]:
     paths = dict(CORE_PATHS)
     paths.update(extra_paths or {})
+    paths = {p: {m: _with_common_errors(op) for m, op in ops.items()} for p, ops in paths.items()}
     return {"openapi": "3.1.0",
             "info": {"title": "Evidence depository API", "version": "1",
                      "description": "Deposits, proofs and evidence packets; errors are RFC 9457 problem+json."},

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from depository.errors import PROBLEM_BASE, DepositoryError
@@ -30,7 +30,7 @@ def problem(status: int, type_slug: str, title: str, detail: str = "", *,
 
 _HTTP_SLUGS = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found",
                405: "method-not-allowed", 409: "conflict", 413: "payload-too-large",
-               415: "unsupported-media-type", 429: "rate-limited"}
+               415: "unsupported-media-type", 422: "validation", 429: "rate-limited"}
 
 
 def init_app(app: Flask) -> None:
@@ -51,6 +51,13 @@ def init_app(app: Flask) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.path, type(e.orig).__name__)
         return problem(503, "database-unavailable", "The database is unavailable; retry shortly",
                        retry_after=2)
+
+    @app.errorhandler(DataError)
+    def _unstorable_value(e: DataError) -> Response:
+        # The database refused a value (a NUL byte in text, a number past its column): a check missed it,
+        # so it is logged, but the client sent it and gets a 4xx, not a 500.
+        log.warning("database refused a value on %s %s: %s", request.method, request.path, type(e.orig).__name__)
+        return problem(422, "validation", "Validation failed", "a value cannot be stored")
 
     @app.errorhandler(Exception)
     def _unexpected(e: Exception) -> Response:

@@ -280,11 +280,12 @@ class Captures:
         rec["refused_requests"] = len(result.refused)
         rec["requests"] = len(result.exchanges)
 
-    def packet(self, tenant_id: str, capture_id: str) -> bytes:
+    def packet(self, tenant_id: str, capture_id: str, *, preliminary: bool = False) -> tuple[bytes, str]:
         """The signed matter packet of a finished capture: capture pages first, every artefact attached.
 
-        Conflict (409, retry) until the capture's deposits are in a checkpoint."""
-        from depository.packets import build_packet
+        Conflict (409, retry) until the capture's deposits are in a checkpoint; NotCourtReady (409) until
+        they are witnessed and timestamped, unless `preliminary`. Returns the PDF and its status."""
+        from depository.packets import build_packet_status
         from evidence.capture_packet import CapturePages
 
         rec = self.get(tenant_id, capture_id)
@@ -296,7 +297,8 @@ class Captures:
             blobs[d["artefact"]] = self.artefact(tenant_id, capture_id, d["artefact"])[1]
             originals[d["deposit_id"]] = blobs[d["artefact"]]
         pages = CapturePages(manifest=blobs[MANIFEST_NAME], screenshot=blobs.get("screenshot.png"))
-        return build_packet(self.s, deposits, matter=rec["matter"], originals=originals, capture=pages)
+        return build_packet_status(self.s, deposits, matter=rec["matter"], originals=originals, capture=pages,
+                                   preliminary=preliminary)
 
     def manifest(self, tenant_id: str, capture_id: str) -> dict[str, Any]:
         """The parsed manifest of a finished capture."""

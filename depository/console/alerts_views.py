@@ -90,9 +90,12 @@ def alert_status(alert_id: str) -> WResponse:
 @bp.get("/alerts/<alert_id>/packet.pdf")
 def alert_packet(alert_id: str) -> Response:
     from depository.monitoring.packet import build_infringement_packet
+    from depository.packets import wants_preliminary
 
     row = _monitoring().alert_row(current_user().tenant_id, alert_id)
-    resp = Response(build_infringement_packet(services(), row), mimetype="application/pdf")
+    resp = Response(build_infringement_packet(services(), row,
+                                              preliminary=wants_preliminary(request.args.get("preliminary"))),
+                    mimetype="application/pdf")
     resp.headers["Content-Disposition"] = f'attachment; filename="infringement-packet-{row.id}.pdf"'
     resp.headers["Cache-Control"] = "private, no-store"
     return resp

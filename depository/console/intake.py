@@ -43,6 +43,8 @@ def metadata_from_form(form: MultiDict[str, str]) -> tuple[str, dict[str, Any]]:
     raw = (form.get("metadata") or "").strip()
     try:
         metadata = json.loads(raw) if raw else {}
+    except RecursionError as e:
+        raise ValidationFailed("the details nest too deep") from e
     except ValueError as e:
         raise ValidationFailed(f"the details are not valid JSON: {e}") from e
     if not isinstance(metadata, dict):

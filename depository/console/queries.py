@@ -253,14 +253,21 @@ class PublicAnswer:
     status: str = ""
 
 
-def public_lookup(s: Services, sha256_hex: str, deposit_id: str | None = None) -> PublicAnswer:
-    """Earliest deposit of this SHA-256 (across all depositors), optionally that exact deposit id."""
-    q = select(DepositRow.received, DepositRow.leaf_index).where(DepositRow.sha256 == sha256_hex)
-    if deposit_id:
-        q = q.where(DepositRow.id == deposit_id)
+def public_lookup(s: Services, sha256_hex: str, deposit_id: str) -> PublicAnswer:
+    """Whether deposit `deposit_id` has this SHA-256, and since when (issue 21).
+
+    Both are required: a hash alone would tell anyone who can guess a document (a standard lease with one
+    name changed) that it was deposited, and when -- the oracle the leaf salt exists to prevent. The
+    deposit id is what the packet (and its QR code) carries, so the lookup proves nothing its holder could
+    not already show. An unknown id and a known id with another hash get the same answer, from the same
+    primary-key read, and the hashes are compared in constant time."""
+    import hmac
+
     with s.engine.connect() as conn:
-        row = conn.execute(q.order_by(DepositRow.leaf_index).limit(1)).first()
-    if row is None:
+        row = conn.execute(select(DepositRow.sha256, DepositRow.received, DepositRow.leaf_index)
+                           .where(DepositRow.id == deposit_id)).first()
+    stored = row.sha256 if row is not None else "0" * 64
+    if not hmac.compare_digest(stored.encode(), sha256_hex.encode()) or row is None:
         return PublicAnswer(False)
     status = s.deposits_status([row.leaf_index])[row.leaf_index]
     return PublicAnswer(True, _utc(row.received), status)

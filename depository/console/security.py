@@ -24,6 +24,8 @@ from werkzeug.exceptions import Forbidden
 from werkzeug.wrappers import Response as WResponse
 
 SESSION_COOKIE = "dep_session"
+DEVICE_COOKIE = "dep_device"
+DEVICE_LIFETIME_S = 180 * 24 * 3600
 PRE_SESSION_COOKIE = "dep_pre"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
@@ -92,6 +94,22 @@ def check_csrf() -> None:
     binding = csrf_binding()
     if not binding or not sent or not hmac.compare_digest(sent, csrf_token_for(binding)):
         raise Forbidden("the form has expired or did not come from this site; reload the page and try again")
+
+
+def device_cookie_value(email: str, device_id: str) -> str:
+    """A known-device cookie: a random device id, bound by HMAC to the e-mail that signed in with it
+    (OWASP's "device cookies": sign-in throttling counts this browser's failures apart from strangers')."""
+    mac = hmac.new(_key(), b"device\0" + device_id.encode() + b"\0" + email.encode(), hashlib.sha256).hexdigest()
+    return f"{device_id}.{mac}"
+
+
+def known_device(email: str) -> str | None:
+    """The device id of this browser's known-device cookie if it was issued for `email`, else None."""
+    raw = request.cookies.get(DEVICE_COOKIE, "")
+    device_id, _, _ = raw.partition(".")
+    if not device_id or len(raw) > 200 or not device_id.isalnum():
+        return None
+    return device_id if hmac.compare_digest(raw, device_cookie_value(email, device_id)) else None
 
 
 def cookie_secure() -> bool:

@@ -4,11 +4,19 @@ Why these choices:
 
 * Passwords are low-entropy, so they get a deliberately slow, memory-hard hash (argon2id via argon2-cffi),
   unlike API keys, whose 256-bit secrets only need SHA-256 (see `depository.tenants`).
-* Every attempt is recorded, also for e-mails that have no account, and an unknown e-mail still costs
-  one argon2 verification: the answer and its timing do not reveal who has an account.
-* Lockout: `MAX_FAILURES` failures for one e-mail within `LOCKOUT_WINDOW` (since its last success) lock
-  that e-mail until the window has passed; an address hammering many accounts is locked at
-  `MAX_FAILURES_PER_IP`. A locked account is not even checked, so guessing cannot continue.
+* Every attempt and every decision is recorded in the audit trail (`security_events`), also for e-mails
+  that have no account, and an unknown e-mail still costs one argon2 verification and is throttled the
+  same way: neither the answer, its timing nor the throttling reveal who has an account.
+* Throttling (`depository.throttle`, counted and decided atomically before argon2 runs) is built so that
+  a stranger cannot lock someone else out (issue 18):
+  - a *known device* (a browser that signed in to this e-mail before, proven by an HMAC'd cookie, see
+    `console/auth_views.py`) is counted only against itself: `MAX_FAILURES`, then locked for
+    `LOCKOUT_WINDOW`. The right password from the owner's browser works whatever strangers do;
+  - otherwise one e-mail from one client address is locked after `MAX_FAILURES`; one e-mail from all
+    unknown devices together is slowed by growing delays (1, 2, 4 ... s, at most `MAX_ACCOUNT_DELAY_S`),
+    never locked for longer; one client address is locked after `MAX_FAILURES_PER_IP` over all e-mails.
+  The client address is the real one: behind a proxy listed in `trusted_proxies` (and only then) it comes
+  from `X-Forwarded-For`. A refused attempt is not even checked, so guessing cannot continue.
 * Sessions are server-side rows keyed by SHA-256 of a random cookie token: signing out deletes the row,
   so a copied cookie dies with it.
 """
@@ -23,17 +31,27 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, delete, func, insert, select
+from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from depository.console.models import ConsoleSessionRow, LoginAttemptRow, UserRow
+from depository.console.models import ConsoleSessionRow, UserRow
 from depository.errors import BadRequest, Conflict, DepositoryError
+from depository.throttle import Rule, Throttle
 
 ROLES = ("admin", "legal", "viewer")
 UPLOAD_ROLES = frozenset({"admin", "legal"})
 MAX_FAILURES = 5
 MAX_FAILURES_PER_IP = 50
 LOCKOUT_WINDOW = timedelta(minutes=15)
+MAX_ACCOUNT_DELAY_S = 300
+# One e-mail from one address, and one known device: locked after MAX_FAILURES for LOCKOUT_WINDOW.
+PAIR_RULE = Rule("account-and-address", MAX_FAILURES, LOCKOUT_WINDOW)
+DEVICE_RULE = Rule("known-device", MAX_FAILURES, LOCKOUT_WINDOW)
+# One e-mail from every unknown device together: slowed (growing delays), never locked for long.
+ACCOUNT_RULE = Rule("account", MAX_FAILURES, LOCKOUT_WINDOW, delay=True, max_delay_s=MAX_ACCOUNT_DELAY_S)
+# One client address over every e-mail: locked after MAX_FAILURES_PER_IP.
+ADDRESS_RULE = Rule("address", MAX_FAILURES_PER_IP, LOCKOUT_WINDOW)
+AUDIT_KIND = "console-sign-in"
 SESSION_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD_CHARS = 12
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}$")
@@ -86,6 +104,7 @@ def token_hash(token: str) -> str:
 class Users:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.throttle = Throttle(engine)
 
     # ---- accounts ----------------------------------------------------------------------------------
 
@@ -117,38 +136,22 @@ class Users:
 
     # ---- sign-in -----------------------------------------------------------------------------------
 
-    def locked_until(self, email: str, ip: str, now: datetime | None = None) -> datetime | None:
-        """When the lockout of this e-mail (or address) ends, or None if sign-in may be tried now."""
-        now = now or datetime.now(UTC)
-        since = now - LOCKOUT_WINDOW
-        email = normalize_email(email)
-        with self.engine.connect() as conn:
-            last_ok = conn.execute(select(func.max(LoginAttemptRow.at)).where(
-                LoginAttemptRow.email == email, LoginAttemptRow.ok.is_(True))).scalar()
-            start = max(since, _utc(last_ok)) if last_ok is not None else since
-            fails = [_utc(t) for t in conn.execute(
-                select(LoginAttemptRow.at).where(LoginAttemptRow.email == email, LoginAttemptRow.ok.is_(False),
-                                                 LoginAttemptRow.at > start)
-                .order_by(LoginAttemptRow.at.desc()).limit(MAX_FAILURES)).scalars()]
-            ip_fails = [_utc(t) for t in conn.execute(
-                select(LoginAttemptRow.at).where(LoginAttemptRow.ip == ip, LoginAttemptRow.ok.is_(False),
-                                                 LoginAttemptRow.at > since)
-                .order_by(LoginAttemptRow.at.desc()).limit(MAX_FAILURES_PER_IP)).scalars()]
-        ends = []
-        if len(fails) >= MAX_FAILURES:
-            ends.append(fails[-1] + LOCKOUT_WINDOW)  # the oldest of the last MAX_FAILURES ages out
-        if len(ip_fails) >= MAX_FAILURES_PER_IP:
-            ends.append(ip_fails[-1] + LOCKOUT_WINDOW)
-        return max(ends) if ends else None
+    def authenticate(self, email: str, password: str, ip: str, device: str | None = None) -> User:
+        """The user for these credentials; SignInFailed, or LockedOut (before checking the password).
 
-    def authenticate(self, email: str, password: str, ip: str) -> User:
-        """The user for these credentials; SignInFailed, or LockedOut (before checking the password)."""
-        email = normalize_email(email)[:320]
+        `ip` is the real client address (after trusted proxies); `device` the id of a known-device cookie
+        that the caller has already checked belongs to this e-mail. Every decision goes to the audit trail.
+        """
+        # NUL cannot be stored or compared in PostgreSQL text; no e-mail address has one.
+        email = normalize_email(email)[:320].replace("\x00", "\ufffd")
         ip = ip[:64]
-        until = self.locked_until(email, ip)
-        if until is not None:
-            minutes = max(1, int((until - datetime.now(UTC)).total_seconds() // 60) + 1)
-            raise LockedOut(f"too many failed sign-ins; try again in {minutes} minute{'s' if minutes > 1 else ''}")
+        checks = self.sign_in_checks(email, ip, device)
+        decision = self.throttle.reserve(checks, event=(AUDIT_KIND, email, ip))
+        if not decision.allowed:
+            wait = decision.retry_after_s
+            when = (f"{-(-wait // 60)} minute{'s' if wait > 60 else ''}" if wait >= 60
+                    else f"{wait} second{'s' if wait > 1 else ''}")
+            raise LockedOut(f"too many failed sign-ins; try again in {when}", retry_after=wait)
         with self.engine.connect() as conn:
             row = conn.execute(select(UserRow).where(UserRow.email == email, UserRow.disabled_at.is_(None))).first()
         ok = False
@@ -156,11 +159,22 @@ class Users:
             ok = _hasher.verify(row.password_hash if row is not None else _DUMMY_HASH, password) and row is not None
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             ok = False
-        with self.engine.begin() as conn:
-            conn.execute(insert(LoginAttemptRow).values(email=email, ip=ip, at=datetime.now(UTC), ok=ok))
         if not ok or row is None:
+            self.throttle.record(AUDIT_KIND, email, ip, "failed", "known device" if device else None)
             raise SignInFailed("wrong e-mail or password")
+        keys = [k for k, _ in checks]
+        self.throttle.succeeded(forget=[k for k in keys if not k.startswith("signin-address:")],
+                                uncount=[k for k in keys if k.startswith("signin-address:")])
+        self.throttle.record(AUDIT_KIND, email, ip, "ok", "known device" if device else None)
         return User(row.id, row.tenant_id, row.email, row.role)
+
+    @staticmethod
+    def sign_in_checks(email: str, ip: str, device: str | None) -> list[tuple[str, Rule]]:
+        """The counters one sign-in attempt is counted against (see the module docstring)."""
+        if device:
+            return [(f"signin-device:{device}", DEVICE_RULE)]
+        return [(f"signin-pair:{email}|{ip}", PAIR_RULE), (f"signin-account:{email}", ACCOUNT_RULE),
+                (f"signin-address:{ip}", ADDRESS_RULE)]
 
     # ---- sessions ----------------------------------------------------------------------------------
 

@@ -15,7 +15,14 @@ from depository.console.web import bp, current_user, require_upload_role, servic
 from depository.deposits import Deposit
 from depository.errors import BadRequest, NotFound
 from depository.kinds import REF_RE
-from depository.packets import build_packet
+from depository.packets import (
+    COURT_READY,
+    STATUS_HEADER,
+    build_packet_status,
+    deposit_readiness,
+    never_court_ready,
+    wants_preliminary,
+)
 from evidence.leaf import KINDS
 
 HEX_RE = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -65,16 +72,23 @@ def deposit(deposit_id: str) -> str:
     d = s.deposits.get(current_user().tenant_id, deposit_id)  # NotFound for another tenant's id too
     queries.with_status(s, [d])
     steps = queries.timeline(s, d)
-    return render_template("console/deposit.html", d=d, steps=steps,
+    ready = None if d.status == "pending" else deposit_readiness(s, d)
+    return render_template("console/deposit.html", d=d, steps=steps, readiness=ready,
+                           never_ready=never_court_ready(s),
                            metadata_json=json.dumps(d.metadata, indent=2, ensure_ascii=False))
 
 
 @bp.get("/deposits/<deposit_id>/packet.pdf")
 def deposit_packet(deposit_id: str) -> Response:
-    """The court-ready packet in one click (409 with Retry-After while the deposit awaits a checkpoint)."""
+    """The court-ready packet in one click (409 with Retry-After while the deposit awaits a checkpoint or
+    its witnesses and timestamp); `?preliminary=1` for the marked preliminary packet."""
     s = services()
     d = s.deposits.get(current_user().tenant_id, deposit_id)
-    return _packet_response(build_packet(s, [d]), f"evidence-packet-{d.id}.pdf")
+    pdf, status = build_packet_status(s, [d], preliminary=wants_preliminary(request.args.get("preliminary")))
+    name = f"evidence-packet-{d.id}.pdf" if status == COURT_READY else f"preliminary-evidence-packet-{d.id}.pdf"
+    resp = _packet_response(pdf, name)
+    resp.headers[STATUS_HEADER] = status
+    return resp
 
 
 @bp.get("/upload")
@@ -120,11 +134,23 @@ def matter_packet() -> Response:
     ref = request.args.get("matter", "")
     deps = _matter_deposits(ref)
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", ref)
-    return _packet_response(build_packet(services(), deps, matter=ref), f"matter-packet-{safe}.pdf")
+    pdf, status = build_packet_status(services(), deps, matter=ref,
+                                      preliminary=wants_preliminary(request.args.get("preliminary")))
+    resp = _packet_response(pdf, f"matter-packet-{safe}.pdf" if status == COURT_READY
+                            else f"preliminary-matter-packet-{safe}.pdf")
+    resp.headers[STATUS_HEADER] = status
+    return resp
 
 
 @bp.get("/matters/<path:ref>")
 def matter(ref: str) -> str:
+    """The matter packet waits for all its deposits: court-ready only when every one is witnessed to quorum
+    and timestamped (a 'witnessed' status means both, and a quorum exists unless never_court_ready says)."""
     deps = _matter_deposits(ref)
-    ready = all(d.status != "pending" for d in deps)
-    return render_template("console/matter.html", ref=ref, deposits=deps, ready=ready)
+    s = services()
+    never = never_court_ready(s)
+    in_checkpoint = all(d.status != "pending" for d in deps)
+    waiting = [d for d in deps if d.status != "witnessed"]
+    ready = in_checkpoint and never is None and not waiting
+    return render_template("console/matter.html", ref=ref, deposits=deps, ready=ready,
+                           in_checkpoint=in_checkpoint, never_ready=never, waiting=waiting)

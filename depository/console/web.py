@@ -117,6 +117,23 @@ def safe_next(target: str | None) -> str:
     return url_for("console.deposits")
 
 
+def evidence_footer(s: Services) -> str:
+    """The footer's one sentence about what this depository actually does: never a witness or a TSA that
+    is not configured."""
+    notary = s.notary
+    policy = getattr(notary, "policy", None) if notary is not None else None
+    witnessed = policy is not None and policy.quorum != "none"
+    stamped = notary is not None and getattr(notary, "stamper", None) is not None
+    text = "Deposits are recorded in an append-only Merkle log (RFC 6962) signed by this depository"
+    if witnessed and stamped:
+        return text + ", cosigned by independent witnesses and timestamped (RFC 3161)."
+    if witnessed:
+        return text + " and cosigned by independent witnesses; no timestamp authority is configured."
+    if stamped:
+        return text + " and timestamped (RFC 3161); no independent witnesses are configured."
+    return text + "; no timestamp authority or witnesses are configured, so packets are preliminary."
+
+
 def init_app(app: Flask) -> None:
     """Register the console on the API's app: tables via migrations, key from the home, blueprints."""
     from depository.console import alerts_views, auth_views, log_views, verify_views, views  # noqa: F401
@@ -125,5 +142,6 @@ def init_app(app: Flask) -> None:
     app.extensions["console_users"] = Users(s.engine)
     security.init_app(app, s.config.home)
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
+    app.jinja_env.globals["evidence_footer"] = lambda: evidence_footer(s)
     app.register_blueprint(bp)
     app.register_blueprint(public_bp)

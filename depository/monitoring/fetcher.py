@@ -111,6 +111,8 @@ def address_refused(ip: IPAddress, allow: Sequence[IPNetwork] = ()) -> str | Non
         if embedded is not None:
             why = address_refused(embedded, allow)
             return None if why is None else f"{why} (embedded in {ip})"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local:  # fec0::/10, deprecated (RFC 3879)
+        return f"site-local address {ip}"
     for attr, why in (("is_loopback", "loopback"), ("is_link_local", "link-local"),
                       ("is_multicast", "multicast"), ("is_unspecified", "unspecified"),
                       ("is_private", "private"), ("is_reserved", "reserved")):
@@ -203,10 +205,14 @@ class Fetcher:
     # ---- public ------------------------------------------------------------------------------------
 
     def get(self, url: str, *, max_bytes: int | None = None, check_robots: bool = True,
-            accept: str = "*/*") -> FetchResult:
-        """GET `url`, following checked redirects; FetchError unless the final answer is 2xx."""
+            accept: str = "*/*", deadline: float | None = None) -> FetchResult:
+        """GET `url`, following checked redirects; FetchError unless the final answer is 2xx. `deadline`
+        (time.monotonic()) cuts the fetch's own timeout short, e.g. at the end of a whole scan's budget."""
         hops: list[tuple[str, int]] = []
-        deadline = time.monotonic() + self.timeout_s
+        own = time.monotonic() + self.timeout_s
+        deadline = own if deadline is None else min(own, deadline)
+        if deadline <= time.monotonic():
+            raise FetchError("timeout", f"no time left to fetch {url[:200]}")
         current = url
         while True:
             self._check_url(current)
@@ -280,6 +286,8 @@ class Fetcher:
             port = parts.port
         except ValueError as e:
             raise FetchError("bad-url", f"cannot parse {url[:200]!r}: {e}") from e
+        if not url.isprintable():  # NUL or control characters: no valid URL has them (RFC 3986)
+            raise FetchError("bad-url", f"control characters in {url[:200]!r}")
         if parts.scheme not in ("http", "https"):
             raise FetchError("bad-url", f"only http and https URLs are fetched, not {parts.scheme or 'none'}")
         if not parts.hostname:

@@ -9,8 +9,9 @@ attempted by a job (rq or in-process thread, see `watches.py`); every attempt is
 Webhooks follow the Standard Webhooks spec through the `standardwebhooks` package: headers `webhook-id`
 (the delivery id, the same on every retry so receivers can deduplicate), `webhook-timestamp` and
 `webhook-signature` (`v1,<base64 HMAC-SHA256 of "id.timestamp.body">`). The endpoint's secret
-(`whsec_<base64>`) is generated here and shown once, when the endpoint is created. It is stored as is,
-because signing needs it (unlike an API key, it cannot be stored as a hash). Webhook URLs are chosen by
+(`whsec_<base64>`) is generated here and shown once, when the endpoint is created or its secret rotated.
+Signing needs it (unlike an API key, it cannot be stored as a hash), so it is stored sealed under the
+home's master key (`depository.secretbox`: AES-256-GCM, key id kept, the row's place as AAD). Webhook URLs are chosen by
 tenants, so they are posted to through the same SSRF-guarded fetcher as suspect pages.
 
 Email goes to `smtp_url` (`smtp://[user:pass@]host[:port][?starttls=1]` or `smtps://...`).
@@ -31,9 +32,11 @@ from sqlalchemy import insert, select, update
 from standardwebhooks.webhooks import Webhook
 
 from depository.deposits import rfc3339_ms
-from depository.errors import NotFound, ValidationFailed
+from depository.errors import IntegrityError, NotFound, ValidationFailed
+from depository.inputs import storable_text
 from depository.monitoring.fetcher import FetchError
 from depository.monitoring.models import AlertRow, DeliveryLogRow, DeliveryRow, EndpointRow
+from depository.secretbox import SecretBox, is_sealed
 
 if TYPE_CHECKING:
     from depository.monitoring.service import Monitoring
@@ -52,7 +55,9 @@ def send_email(smtp_url: str, sender: str, to: str, subject: str, body: str) -> 
     """Send one plain-text message; raises OSError / smtplib.SMTPException on failure."""
     parts = urlsplit(smtp_url)
     if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
-        raise ValueError(f"smtp_url must be smtp://host[:port] or smtps://host[:port], not {smtp_url!r}")
+        # Never the URL itself in the message: it may carry the SMTP password, and this lands in the
+        # delivery log that tenants read.
+        raise ValueError("smtp_url must be smtp://host[:port] or smtps://host[:port]")
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, to, subject
     msg.set_content(body)
@@ -71,28 +76,74 @@ class Notifier:
         self.m = monitoring
         self.engine = monitoring.engine
         self.config = monitoring.s.config
+        self.box = SecretBox(monitoring.s.content.master_key)
+
+    @staticmethod
+    def _secret_place(endpoint_id: str) -> str:
+        return f"monitoring_endpoints/{endpoint_id}/secret"
+
+    def _new_secret(self, endpoint_id: str) -> tuple[str, str]:
+        """(secret shown once, what the database stores)."""
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        return secret, self.box.seal(secret, self._secret_place(endpoint_id))
+
+    def signing_secret(self, ep: Any) -> str:
+        """The endpoint's secret, unsealed (a row from before sealing holds it in plain text)."""
+        if not ep.secret:
+            return ""
+        return self.box.open(ep.secret, self._secret_place(ep.id)) if is_sealed(ep.secret) else str(ep.secret)
+
+    def seal_plain_secrets(self) -> int:
+        """Seal secrets stored in plain text by an earlier version; returns how many."""
+        with self.engine.connect() as conn:
+            plain = [(r.id, r.secret) for r in conn.execute(select(EndpointRow.id, EndpointRow.secret).where(
+                EndpointRow.secret.is_not(None), EndpointRow.secret.not_like("enc1:%")))]
+        sqlite = self.engine.dialect.name == "sqlite"
+        for endpoint_id, secret in plain:
+            with self.engine.begin() as conn:
+                if sqlite:  # overwrite the old cell's bytes instead of leaving them in free space
+                    conn.exec_driver_sql("PRAGMA secure_delete=ON")
+                conn.execute(update(EndpointRow).where(EndpointRow.id == endpoint_id, EndpointRow.secret == secret)
+                             .values(secret=self.box.seal(secret, self._secret_place(endpoint_id))))
+                if sqlite:
+                    conn.exec_driver_sql("PRAGMA secure_delete=OFF")
+        if plain and sqlite:
+            # The old page versions also sit in the WAL: copy it back and cut it to nothing.
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return len(plain)
+
+    def rotate_secret(self, tenant_id: str, endpoint_id: str) -> tuple[Any, str]:
+        """A new signing secret for a webhook endpoint (shown once); the old one stops signing at once."""
+        ep = self.endpoint(tenant_id, endpoint_id)
+        if ep.channel != "webhook":
+            raise NotFound(f"no webhook endpoint {endpoint_id[:64]}")
+        secret, sealed = self._new_secret(endpoint_id)
+        with self.engine.begin() as conn:
+            conn.execute(update(EndpointRow).where(EndpointRow.id == endpoint_id).values(secret=sealed))
+        return self.endpoint(tenant_id, endpoint_id), secret
 
     # ---- endpoints ---------------------------------------------------------------------------------
 
     def create_endpoint(self, tenant_id: str, channel: str, target: Any) -> tuple[Any, str | None]:
         """A webhook URL (returns its secret, shown once) or an email address."""
-        if not isinstance(target, str) or not 0 < len(target) <= 4096:
-            raise ValidationFailed("the target must be a string of 1 to 4096 characters")
-        secret = None
+        if not isinstance(target, str) or not 0 < len(target) <= 4096 or not storable_text(target):
+            raise ValidationFailed("the target must be a string of 1 to 4096 printable characters")
+        row_id = ("whk_" if channel == "webhook" else "eml_") + secrets.token_hex(10)
+        secret = sealed = None
         if channel == "webhook":
             parts = urlsplit(target)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.username:
                 raise ValidationFailed("url must be an http(s) URL without credentials")
-            secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+            secret, sealed = self._new_secret(row_id)
         elif channel == "email":
             if target.count("@") != 1 or any(c.isspace() for c in target) or len(target) > 254:
                 raise ValidationFailed("address must be one email address")
         else:
             raise ValidationFailed("channel must be webhook or email")
-        row_id = ("whk_" if channel == "webhook" else "eml_") + secrets.token_hex(10)
         with self.engine.begin() as conn:
             conn.execute(insert(EndpointRow).values(id=row_id, tenant_id=tenant_id, channel=channel, target=target,
-                                                    secret=secret, created_at=datetime.now(UTC), active=True))
+                                                    secret=sealed, created_at=datetime.now(UTC), active=True))
         return self.endpoint(tenant_id, row_id), secret
 
     def endpoint(self, tenant_id: str, endpoint_id: str) -> Any:  # a Row of monitoring_endpoints
@@ -157,6 +208,8 @@ class Notifier:
                 error = e.diagnostics()
             except (OSError, smtplib.SMTPException, ValueError) as e:
                 error = f"{type(e).__name__}: {e}"
+            except IntegrityError as e:  # the sealed secret does not open (another master key)
+                error = e.diagnostics()
         now = datetime.now(UTC)
         if error is None:
             status, next_at = "delivered", now
@@ -184,7 +237,7 @@ class Notifier:
     def _post_webhook(self, ep: Any, msg_id: str, alert: Any) -> int:
         body = json.dumps(self._payload(alert), separators=(",", ":"))
         now = datetime.now(UTC)
-        signature = Webhook(ep.secret or "").sign(msg_id, now, body)
+        signature = Webhook(self.signing_secret(ep)).sign(msg_id, now, body)
         headers = {"Content-Type": "application/json", "webhook-id": msg_id,
                    "webhook-timestamp": str(int(now.timestamp())), "webhook-signature": signature}
         return self.m.fetcher.post(ep.target, body.encode(), headers).status
@@ -201,7 +254,10 @@ class Notifier:
             f"Method, score:    {alert.method}, {p['score']}", f"Capture deposit:  {alert.capture_deposit_id}",
             f"Found at:         {p['created_at']}", "",
             f"Infringement packet (PDF): {p['packet_url']}", ""])
-        send_email(self.config.smtp_url, self.config.smtp_from, ep.target, subject, body)
+        url = self.config.smtp_url
+        if is_sealed(url):  # `depository secret seal smtp_url`: no password in config.toml
+            url = self.box.open(url, "config/smtp_url")
+        send_email(url, self.config.smtp_from, ep.target, subject, body)
 
     def deliveries(self, tenant_id: str, alert_id: str) -> list[dict[str, Any]]:
         """The alert's delivery log: each delivery with its endpoint and every attempt."""

@@ -18,7 +18,7 @@ from evidence.packet import Comparison
 __all__ = ["build_infringement_packet"]
 
 
-def build_infringement_packet(s: Services, alert: Any) -> bytes:
+def build_infringement_packet(s: Services, alert: Any, *, preliminary: bool = False) -> bytes:
     """Signed PDF; Conflict (409 + Retry-After) while the capture is not yet in a checkpoint."""
     work = s.deposits.get(alert.tenant_id, alert.work_deposit_id)
     capture = s.deposits.get(alert.tenant_id, alert.capture_deposit_id)
@@ -36,4 +36,4 @@ def build_infringement_packet(s: Services, alert: Any) -> bytes:
     warc = s.monitoring.capture_bytes(alert.tenant_id, capture.id) if s.monitoring is not None else None
     if warc is not None:
         originals[capture.id] = warc
-    return build_packet(s, [work, capture], comparison=comparison, originals=originals)
+    return build_packet(s, [work, capture], comparison=comparison, originals=originals, preliminary=preliminary)

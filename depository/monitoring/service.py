@@ -30,6 +30,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,6 +82,9 @@ class ScanReport:
     fetches: list[dict[str, Any]] = field(default_factory=list)
     matches: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[str] = field(default_factory=list)
+    # time.monotonic() by which the whole scan (page, feed items, images) must be done (issue 21: each of
+    # up to 30 images had its own 10 s, longer than gunicorn's 120 s request timeout).
+    deadline: float = float("inf")
 
     @property
     def ok(self) -> bool:
@@ -152,6 +156,10 @@ class Monitoring:
             self.refresh()
         except Exception:  # the scheduler must still start; the next scan retries the load
             log.exception("loading monitoring fingerprints failed")
+        try:
+            self.notifier.seal_plain_secrets()  # endpoints made before secrets were sealed at rest
+        except Exception:
+            log.exception("sealing webhook secrets failed")
         self.watches.start()
 
     def stop(self) -> None:
@@ -235,7 +243,8 @@ class Monitoring:
                  capture: bool = True) -> ScanReport:
         """Fetch `url` (a page, an image, or a feed whose items are fetched) and match it. Never raises
         for anything the remote side does: failures are rows in the report and in monitoring_fetches."""
-        report = ScanReport(scan_id="scn_" + secrets.token_hex(10), url=url)
+        report = ScanReport(scan_id="scn_" + secrets.token_hex(10), url=url,
+                            deadline=time.monotonic() + self.s.config.scan_deadline_s)
         rows: list[dict[str, Any]] = []
         try:
             self._scan(tenant_id, url, kind, report, rows, watch_id, capture)
@@ -248,7 +257,7 @@ class Monitoring:
     def _scan(self, tenant_id: str, url: str, kind: str, report: ScanReport, rows: list[dict[str, Any]],
               watch_id: str | None, capture: bool) -> None:
         try:
-            page = self.fetcher.get(url, accept=PAGE_ACCEPT)
+            page = self.fetcher.get(url, accept=PAGE_ACCEPT, deadline=report.deadline)
         except FetchError as e:
             rows.append(_failed(url, "page", e))
             return
@@ -261,8 +270,10 @@ class Monitoring:
                 return
             rows.append(_ok(page, "feed"))
             for link in links:
+                if _out_of_time(report, link, "page", rows):
+                    break
                 try:
-                    item = self.fetcher.get(link, accept=PAGE_ACCEPT)
+                    item = self.fetcher.get(link, accept=PAGE_ACCEPT, deadline=report.deadline)
                 except FetchError as e:
                     rows.append(_failed(link, "page", e))
                     continue
@@ -296,8 +307,10 @@ class Monitoring:
                 except FingerprintError:
                     pass
             for image_url in images[: self.s.config.monitor_max_images_per_page]:
+                if _out_of_time(report, image_url, "image", rows):
+                    break
                 try:
-                    image = self.fetcher.get(image_url, accept=IMAGE_ACCEPT)
+                    image = self.fetcher.get(image_url, accept=IMAGE_ACCEPT, deadline=report.deadline)
                 except FetchError as e:
                     rows.append(_failed(image_url, "image", e))
                     continue
@@ -381,7 +394,7 @@ class Monitoring:
             stored = True
         else:
             path = self.captures_dir / tenant_id / f"{dep_id}.warc.gz"
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(warc)
@@ -490,6 +503,14 @@ def _parse_fp(kind: str, data_json: str) -> ImageFingerprint | TextFingerprint:
 def _ok(r: FetchResult, role: str) -> dict[str, Any]:
     return {"url": r.url, "role": role, "fetched_at": r.fetched_at, "ok": True, "reason": None, "detail": None,
             "status": r.status, "resolved_ip": r.resolved_ip, "elapsed_ms": round(r.elapsed_s * 1000, 1)}
+
+
+def _out_of_time(report: ScanReport, url: str, role: str, rows: list[dict[str, Any]]) -> bool:
+    """True (and a failed row saying so) once the scan's whole budget is spent: the rest is not fetched."""
+    if time.monotonic() < report.deadline:
+        return False
+    rows.append(_failed(url, role, FetchError("scan-deadline", "the scan's time budget was spent before this fetch")))
+    return True
 
 
 def _failed(url: str, role: str, e: FetchError) -> dict[str, Any]:

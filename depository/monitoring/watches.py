@@ -28,6 +28,7 @@ from sqlalchemy import insert, select, update
 
 from depository.deposits import rfc3339_ms
 from depository.errors import NotFound, ValidationFailed
+from depository.inputs import storable_text
 from depository.monitoring.fetcher import FetchError
 from depository.monitoring.models import DeliveryRow, WatchRow
 
@@ -100,8 +101,8 @@ class Watches:
     # ---- CRUD --------------------------------------------------------------------------------------
 
     def create(self, tenant_id: str, url: Any, interval_s: Any, kind: Any = "auto") -> Any:
-        if not isinstance(url, str) or not 0 < len(url) <= 4096:
-            raise ValidationFailed("url must be a string of 1 to 4096 characters")
+        if not isinstance(url, str) or not 0 < len(url) <= 4096 or not storable_text(url):
+            raise ValidationFailed("url must be a string of 1 to 4096 printable characters")
         try:
             self.m.fetcher._check_url(url)
         except FetchError as e:

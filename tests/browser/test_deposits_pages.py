@@ -49,7 +49,7 @@ def _upload(page: Page, path: Path, *, kind: str = "other", title: str = "", mat
 def _wait_for_packet_button(page: Page, site: Site, deposit_id: str) -> None:
     site.wait_status(deposit_id, site.acme)
     page.reload()
-    expect(page.get_by_role("link", name="Generate court-ready proof")).to_be_visible()
+    expect(page.get_by_role("link", name="Download the court-ready packet")).to_be_visible()
 
 
 def test_upload_with_progress_then_one_click_packet_verifies(page: Page, site: Site, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_upload_with_progress_then_one_click_packet_verifies(page: Page, site: S
     expect(timeline.nth(3)).to_contain_text(re.compile(r"Witnessed [23] of 3"))
     shot(page, "deposit-detail")
     with page.expect_download() as dl:
-        page.get_by_role("link", name="Generate court-ready proof").click()
+        page.get_by_role("link", name="Download the court-ready packet").click()
     assert dl.value.suggested_filename == f"evidence-packet-{dep_id}.pdf"
     pdf = Path(dl.value.path()).read_bytes()
     checks = verify_in_thread(pdf, file=lease.read_bytes(), trust=site.trust)
@@ -164,7 +164,7 @@ def test_matter_packet(page: Page, site: Site, tmp_path: Path) -> None:
     expect(page.locator("table.list tbody tr")).to_have_count(2)
     shot(page, "matter")
     with page.expect_download() as dl:
-        page.get_by_role("link", name="Download the matter packet").click()
+        page.get_by_role("link", name="Download the court-ready matter packet").click()
     pdf = Path(dl.value.path()).read_bytes()
     checks = verify_in_thread(pdf, file=files[1].read_bytes(), trust=site.trust)
     assert all_passed(checks), [(c.name, c.detail) for c in checks if not c.ok]
@@ -217,3 +217,19 @@ def test_phone_width(page: Page, site: Site, width: int) -> None:
     page.wait_for_load_state("load")
     assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 0, page.evaluate(WIDER)
     shot(page, "phone-deposit-detail")
+
+
+def test_upload_form_details_and_the_root_redirect(page: Page, site: Site) -> None:
+    """The progress bar stays hidden until an upload starts; the matter field's pattern is valid under
+    Chrome's `v` flag (so it is enforced, not silently dropped); `/` redirects instead of a raw 404."""
+    sign_in(page, site.people["legal"])
+    page.goto("/console/upload")
+    expect(page.locator("#progress-row")).to_be_hidden()
+    assert page.evaluate("() => { new RegExp(document.getElementById('matter').pattern, 'v'); return true; }")
+    matter = page.get_by_label("Matter reference")
+    matter.fill("bad value!")
+    assert page.evaluate("document.getElementById('matter').validity.patternMismatch")
+    matter.fill("LEASE-2027/12B#3")
+    assert not page.evaluate("document.getElementById('matter').validity.patternMismatch")
+    page.goto("/")
+    assert page.url.rstrip("/").endswith("/console/deposits"), page.url

@@ -98,3 +98,51 @@ def test_replayed_file_upload_writes_no_second_copy(services: Any, client: Any) 
     assert first.status_code == again.status_code == 201 and first.json["id"] == again.json["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(list((services.config.home / "content" / tenant_id).glob("*.bin"))) == 1
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_rate_limit_falls_back_to_local_when_redis_is_down(tmp_path: Path) -> None:
+    """Issue 21: with Redis unreachable (a port on 127.0.0.1 where nothing listens) every deposit once
+    answered 500. Now the local limiter takes over: deposits go on, the limit still holds, and /healthz
+    says the limits are per process."""
+    config = load_config(env={}, home=tmp_path / "h", rate_limit_per_second=5, rate_limit_burst=5,
+                         redis_url=f"redis://127.0.0.1:{_free_port()}/0")
+    init_home(config)
+    s = build_services(config, notary=False)
+    try:
+        client = create_app(config, s).test_client()
+        _, key = s.tenants.create("Busy")
+        codes = [client.post("/v1/deposits", headers=auth(key), json={"kind": "other", **_hashes(i)}).status_code
+                 for i in range(12)]
+        assert 500 not in codes and codes[:5] == [201] * 5 and 429 in codes[5:], codes
+        health = client.get("/healthz")
+        assert health.status_code == 503
+        assert health.json["checks"]["rate_limit"]["mode"] == "local"
+        assert health.json["checks"]["rate_limit"]["status"] == "degraded"
+    finally:
+        s.close()
+
+
+def test_rate_limit_is_shared_again_when_redis_answers(tmp_path: Path) -> None:
+    from depository.ratelimit import FailoverRateLimiter
+
+    config = load_config(env={}, home=tmp_path / "h", rate_limit_per_second=5, rate_limit_burst=5,
+                         redis_url=REDIS_URL)
+    init_home(config)
+    s = build_services(config, notary=False)
+    try:
+        limiter = s.rate_limiter
+        assert isinstance(limiter, FailoverRateLimiter)
+        limiter.check("k-" + tmp_path.name)
+        assert limiter.health() == {"status": "ok", "mode": "shared"}
+        assert s.health()["checks"]["rate_limit"]["mode"] == "shared"
+    finally:
+        s.redis.close()
+        s.close()

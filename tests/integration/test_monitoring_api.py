@@ -32,7 +32,8 @@ def make_env(tmp_path: Path, db_url: str, **overrides: Any) -> dict[str, Any]:
     settings: dict[str, Any] = dict(
         home=tmp_path / "home", database_url=db_url, batch_interval_ms=20, log_origin="test.example/log",
         fetch_allow_cidrs=["127.0.0.0/8"], fetch_timeout_s=2.0, watch_min_interval_s=1, monitor_tick_ms=100,
-        webhook_retry_base_s=0.05, webhook_max_attempts=3, run_integrator=False)
+        webhook_retry_base_s=0.05, webhook_max_attempts=3, run_integrator=False,
+        scan_rate_per_minute=6000)  # these tests scan in quick succession; test_scan_limits tests the limit
     settings.update(overrides)
     config = load_config(env={}, **settings)
     init_home(config)
@@ -297,6 +298,8 @@ def test_infringement_packet(env: dict[str, Any], site: Site, tmp_path: Path) ->
     assert resp.status_code == 409  # not in a checkpoint yet
     integrate_all(env["s"].log, 1000)
     resp = client.get(f"/v1/alerts/{alert['id']}/packet.pdf", headers=auth(key))
+    assert resp.status_code == 409 and resp.json["type"].endswith("/not-court-ready")  # no notary here
+    resp = client.get(f"/v1/alerts/{alert['id']}/packet.pdf?preliminary=1", headers=auth(key))
     assert resp.status_code == 200 and resp.mimetype == "application/pdf"
     pdf = tmp_path / "packet.pdf"
     pdf.write_bytes(resp.data)

@@ -63,7 +63,7 @@ def _ca(path: Path) -> x509.Certificate:
 
 def test_packet_is_pades_lta_valid_for_pdfsig_and_pyhanko(env: dict[str, Any], tmp_path: Path) -> None:
     s: Services = env["s"]
-    pdf = build_packet(s, [env["deps"][0]])
+    pdf = build_packet(s, [env["deps"][0]], preliminary=True)  # this home has a TSA but no notary
     out = tmp_path / "packet.pdf"
     out.write_bytes(pdf)
     report = subprocess.run(["pdfsig", str(out)], capture_output=True, text=True).stdout
@@ -109,21 +109,33 @@ def test_cli_proof_and_verify(env: dict[str, Any], tmp_path: Path) -> None:
     d = env["deps"][0]
     out = tmp_path / "p.pdf"
     r = _cli("proof", d.id, "-o", str(out), home=env["home"])
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "--preliminary" in r.stderr, r.stderr
+    assert not out.exists()
+    r = _cli("proof", d.id, "-o", str(out), "--preliminary", home=env["home"])
     assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"] == "preliminary"
     original = tmp_path / "lease-0.txt"
     original.write_bytes(DOC + b"\0")
     trust = _trust(env, tmp_path)
     r = _cli("verify", str(out), "--file", str(original), "--trust", str(trust), "--json", home=env["home"])
-    assert r.returncode == 0, r.stdout + r.stderr
+    # the CLI's process sees no TSA or notary in this home: no witnesses, no token, no document timestamp,
+    # so the verdict is "partial" (exit 3), never a plain pass
+    assert r.returncode == 3, r.stdout + r.stderr
     report = json.loads(r.stdout)
-    assert report["ok"] and {c["name"] for c in report["checks"]} >= {"pdf-signature", "file-hashes", "inclusion"}
+    assert not report["ok"] and report["verdict"] == "partial"
+    assert {c["name"] for c in report["checks"]} >= {"pdf-signature", "file-hashes", "inclusion"}
+    assert {c["name"] for c in report["checks"] if c["status"] == "not present"} == {
+        "witness-quorum", "timestamp-token", "time-order", "pdf-document-timestamp"}
+    assert "existed no later" not in report["headline"] and "is recorded in the signed log" in report["headline"]
     r = _cli("verify", str(out), "--trust", str(trust), home=env["home"])
-    assert r.returncode == 0 and "ALL CHECKS PASSED" in r.stdout
+    assert r.returncode == 3 and "SOME EVIDENCE IS NOT PRESENT" in r.stdout
+    assert "only the depository vouches for the time" in " ".join(r.stdout.split())
     bad = tmp_path / "bad.txt"
     bad.write_bytes(DOC + b"\1")
     r = _cli("verify", str(out), "--file", str(bad), "--json", home=env["home"])
     assert r.returncode == 1
-    assert [c["name"] for c in json.loads(r.stdout)["checks"] if not c["ok"]] == ["file-hashes"]
+    assert [c["name"] for c in json.loads(r.stdout)["checks"] if c["status"] == "failed"] == ["file-hashes"]
+    assert json.loads(r.stdout)["verdict"] == "wrong-file"
     truncated = tmp_path / "t.pdf"
     truncated.write_bytes(out.read_bytes()[: len(out.read_bytes()) // 2])
     for f in (truncated, original):
@@ -133,7 +145,7 @@ def test_cli_proof_and_verify(env: dict[str, Any], tmp_path: Path) -> None:
 
 def test_cli_matter_packet(env: dict[str, Any], tmp_path: Path) -> None:
     out = tmp_path / "matter.pdf"
-    r = _cli("proof", *[d.id for d in env["deps"]], "-o", str(out), home=env["home"])
+    r = _cli("proof", *[d.id for d in env["deps"]], "-o", str(out), "--preliminary", home=env["home"])
     assert r.returncode == 0, r.stderr
     listed = subprocess.run(["pdfdetach", "-list", str(out)], capture_output=True, text=True).stdout
     assert all(f"{d.id}.proof.json" in listed for d in env["deps"])
@@ -141,7 +153,7 @@ def test_cli_matter_packet(env: dict[str, Any], tmp_path: Path) -> None:
     assert words_off_page(out) == []
     render_png(out, "integration-matter")
     r = _cli("verify", str(out), home=env["home"])
-    assert r.returncode == 0, r.stdout
+    assert r.returncode == 3, r.stdout  # no witnesses or token in this home: partial, nothing failed
 
 
 def test_api_route(env: dict[str, Any]) -> None:
@@ -149,8 +161,14 @@ def test_api_route(env: dict[str, Any]) -> None:
     client = app.test_client()
     auth = {"Authorization": f"Bearer {env['api_key']}"}
     d = env["deps"][1]
+    # no witnesses or TSA notary in this home: the packet can never be court-ready, so 409 says so (no
+    # Retry-After: waiting will not help) and the preliminary packet is there when asked for
     resp = client.get(f"/v1/deposits/{d.id}/packet.pdf", headers=auth)
+    assert resp.status_code == 409 and resp.mimetype == "application/problem+json"
+    assert resp.json["type"].endswith("/not-court-ready") and "Retry-After" not in resp.headers
+    assert "preliminary=1" in resp.json["detail"] and "RFC 3161 timestamp" in resp.json["detail"]
+    resp = client.get(f"/v1/deposits/{d.id}/packet.pdf?preliminary=1", headers=auth)
     assert resp.status_code == 200 and resp.mimetype == "application/pdf"
-    assert resp.data.startswith(b"%PDF-")
+    assert resp.data.startswith(b"%PDF-") and resp.headers["Evidence-Packet-Status"] == "preliminary"
     assert client.get("/v1/deposits/dep_000000000000000000000000/packet.pdf", headers=auth).status_code == 404
     assert client.get(f"/v1/deposits/{d.id}/packet.pdf").status_code == 401

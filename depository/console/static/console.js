@@ -82,7 +82,25 @@ function wireUpload(form) {
   });
 }
 
+// /verify lookup: the SHA-256 of a chosen file, computed in the browser (the file never leaves it).
+function wireHashFile(input) {
+  const target = document.getElementById(input.dataset.sha256Into);
+  const status = document.getElementById("hash-status");
+  input.addEventListener("change", async () => {
+    if (!input.files.length || !target) return;
+    if (!window.crypto || !window.crypto.subtle) {
+      if (status) status.textContent = "This browser cannot compute SHA-256 here; type the hash instead.";
+      return;
+    }
+    if (status) status.textContent = "Computing the SHA-256 of " + input.files[0].name + "…";
+    const digest = await window.crypto.subtle.digest("SHA-256", await input.files[0].arrayBuffer());
+    target.value = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+    if (status) status.textContent = "SHA-256 computed; press “Look it up”.";
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-sha256-into]").forEach(wireHashFile);
   const upload = document.getElementById("upload-form");
   if (upload) wireUpload(upload);
   document.querySelectorAll("[data-drop-for]").forEach((zone) => {

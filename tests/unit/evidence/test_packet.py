@@ -133,3 +133,50 @@ def test_non_packet_is_one_format_error(data: bytes) -> None:
     with pytest.raises(FormatError) as e:
         verify_packet(data)
     assert "\n" not in e.value.diagnostics()
+
+
+def _fonts(pdf: Path) -> list[list[str]]:
+    out = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return [line.split() for line in out.splitlines()[2:] if line.strip()]
+
+
+def test_every_font_is_embedded_and_subset_including_chinese(tmp_path: Path) -> None:
+    """Archival packets: pdffonts lists every font embedded (emb yes, sub yes), a CJK one among them, for a
+    court-ready, a preliminary and a matter packet; Chinese party names come out of the text layer."""
+    a = make_proof()
+    bare = make_proof(b"a bare deposit", with_witnesses=False, with_token=False,
+                      deposit_id="dep_bare00000000000000000000")
+    matter = PacketInput([a.entry(), bare.entry(None)], "https://depository.test", "depository.test/log",
+                         a.packet_input().generated_at, None, "M-2026-001")
+    for name, inp in (("ready", a.packet_input()), ("preliminary", bare.packet_input()), ("matter", matter)):
+        pdf = tmp_path / f"{name}.pdf"
+        pdf.write_bytes(render_packet(inp))
+        rows = _fonts(pdf)
+        assert rows, name
+        # columns: name type [type2] encoding emb sub uni object-id generation
+        assert all(r[-5] == "yes" and r[-4] == "yes" for r in rows), (name, rows)
+        assert any("WenQuanYi" in r[0] or "CJK" in r[0] or "Ming" in r[0] for r in rows), rows
+        assert not any(r[0].split("+")[-1] in ("Helvetica", "Courier", "STSong-Light") for r in rows), rows
+    text = " ".join(subprocess.run(["pdftotext", str(tmp_path / "ready.pdf"), "-"], capture_output=True,
+                                   text=True, check=True).stdout.split())
+    assert "parties: 张三; Acme Ltd." in text and '["张三"' not in text
+    assert "电子数据存证证书" in text
+
+
+def test_metadata_values_read_as_words() -> None:
+    from evidence.packet import meta_text
+
+    assert meta_text([{"name": "李伟", "role": "tenant"}, {"name": "Acme Ltd."}]) == "李伟 (tenant); Acme Ltd."
+    assert meta_text({"name": "Acme", "role": "landlord", "id": "91310000"}) == "Acme (landlord, id 91310000)"
+    assert meta_text({"start": "2026-01-01", "end": "2027-01-01"}) == "start: 2026-01-01, end: 2027-01-01"
+    assert meta_text(["a", 2, None]) == "a; 2; null"
+
+
+def test_a_missing_font_is_one_clear_error() -> None:
+    from evidence.errors import FontError
+    from evidence.fonts import LATIN_FILES, packet_fonts
+
+    with pytest.raises(FontError, match="fonts-wqy-microhei"):
+        packet_fonts(latin=LATIN_FILES, cjk=[("/nonexistent/cjk.ttc", 0)])
+    with pytest.raises(FontError, match="fonts-liberation"):
+        packet_fonts(latin={"EvidenceSansMissing": (("/nonexistent/sans.ttf",), "fonts-liberation")})

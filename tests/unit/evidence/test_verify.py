@@ -11,7 +11,8 @@ import pytest
 
 from evidence.checkpoint import SignedCheckpoint
 from evidence.errors import FormatError
-from evidence.verify import Trust, all_passed, read_any, verify_bundle, verify_proof
+from evidence.summary import summarize
+from evidence.verify import Trust, all_passed, none_failed, read_any, verify_bundle, verify_proof
 from tests.unit.evidence.test_packet_support import CONTENT, make_proof
 
 
@@ -21,7 +22,7 @@ def proof():  # type: ignore[no-untyped-def]
 
 
 def failed(checks: list) -> set[str]:  # type: ignore[type-arg]
-    return {c.name for c in checks if not c.ok}
+    return {c.name for c in checks if c.status == "failed"}
 
 
 def test_real_proof_passes_with_trust_and_file(proof) -> None:  # type: ignore[no-untyped-def]
@@ -30,7 +31,7 @@ def test_real_proof_passes_with_trust_and_file(proof) -> None:  # type: ignore[n
     by = {c.name: c for c in checks}
     assert "trusted" in by["checkpoint-ed25519"].detail
     assert "quorum met" in by["witness-quorum"].detail
-    assert by["timestamp-token"].status == "pass"
+    assert by["timestamp-token"].status == "verified"
     assert "genTime" in by["time-order"].detail and "court.witness.test" in by["time-order"].detail
 
 
@@ -103,9 +104,15 @@ def test_untrusted_log_key_fails(proof) -> None:  # type: ignore[no-untyped-def]
 def test_no_witnesses_or_tsa_is_not_present_unless_trust_requires() -> None:
     bare = make_proof(with_witnesses=False, with_token=False)
     checks = verify_proof(bare.bundle, file=CONTENT, trust=bare.trust)
-    assert all_passed(checks)
+    assert not all_passed(checks) and none_failed(checks)
     status = {c.name: c.status for c in checks}
     assert status["witness-quorum"] == "not present" and status["timestamp-token"] == "not present"
+    assert status["time-order"] == "not present"
+    assert not any(c.ok for c in checks if c.status == "not present")  # absent is never a pass
+    s = summarize(checks, file_given=True)
+    assert s.verdict == "partial"
+    assert "existed no later" not in s.headline and "witness" not in s.headline
+    assert "only the depository vouches for the time" in " ".join(s.missing)
     full = make_proof()
     strict = Trust(log_vkey=bare.trust.log_vkey, log_sm2_pem=bare.trust.log_sm2_pem,
                    witness_policy=full.trust.witness_policy, tsa_ca_pem=full.trust.tsa_ca_pem)
