@@ -15,6 +15,7 @@ import click
 
 from cli import (
     background_cmd,
+    capture_cmd,
     demo_cmd,
     ers_cmds,
     integrity_cmds,
@@ -107,6 +108,7 @@ cli.add_command(ers_cmds.renew)
 cli.add_command(keys_cmds.keys)
 cli.add_command(ers_cmds.evidence_record)
 cli.add_command(ers_cmds.verify_record)
+cli.add_command(capture_cmd.capture)
 
 
 def main() -> None:

@@ -79,3 +79,7 @@ def _register_optional_blueprints(app: Flask) -> None:
 
     app.register_blueprint(monitoring_routes.bp)
     app.extensions.setdefault("openapi_paths", []).append(monitoring_routes.OPENAPI_PATHS)
+    from depository.api import capture_routes
+
+    app.register_blueprint(capture_routes.bp)
+    app.extensions["openapi_paths"].append(capture_routes.OPENAPI_PATHS)

@@ -11,6 +11,7 @@ import json
 import mimetypes
 import secrets
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -130,6 +131,18 @@ class DepositoryClient:
 
     def keys(self) -> dict[str, Any]:
         return self._json("GET", "/v1/log/keys")
+
+    def capture(self, url: str, *, matter: str | None = None, operator: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in (("url", url), ("matter", matter), ("operator", operator)) if v is not None}
+        return self._json("POST", "/v1/captures", body)
+
+    def get_capture(self, capture_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/v1/captures/{urllib.parse.quote(capture_id, safe='')}")
+
+    def capture_artefact(self, capture_id: str, name: str) -> bytes:
+        _, raw, _ = self._request("GET", f"/v1/captures/{urllib.parse.quote(capture_id, safe='')}/artefacts/"
+                                         f"{urllib.parse.quote(name, safe='')}")
+        return raw
 
 
 def hash_file(path: Path) -> dict[str, Any]:

@@ -64,6 +64,9 @@ class Config(BaseModel):
     webhook_max_attempts: int = 6  # then the delivery is dead-lettered
     webhook_retry_base_s: float = 2.0  # backoff: base * 2^(attempt-1)
     smtp_from: str = "depository@localhost"
+    # On-demand web captures (depository/capture/): the whole capture's deadline and byte budget.
+    capture_timeout_s: float = 30.0
+    capture_max_bytes: int = 50 * 1024 * 1024
     # Operations (issue 8): logs are one JSON object per line by default (see logging_setup.py); "text"
     # for a terminal. access_log writes one line per request (route, status, duration, request id).
     log_format: str = "json"

@@ -52,6 +52,7 @@ from depository.deposits import Deposit
 from depository.errors import Conflict, DepositoryError, NotCourtReady
 from depository.proofs import build_bundle
 from depository.wiring import Services
+from evidence.capture_packet import CapturePages
 from evidence.loops import outside_event_loop
 from evidence.packet import Comparison, DepositFacts, PacketEntry, PacketInput, render_packet
 from evidence.readiness import Readiness, packet_readiness
@@ -283,7 +284,8 @@ def stored_original(s: Services, d: Deposit) -> bytes | None:
 
 
 def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
-                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None) -> PacketInput:
+                 comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
+                 capture: CapturePages | None = None) -> PacketInput:
     """Gather bundles, facts and originals; Conflict (409, retry) if a deposit is not in a checkpoint yet.
 
     `originals` supplies content kept outside the content store (monitoring's WARC captures), by deposit id.
@@ -302,7 +304,8 @@ def packet_input(s: Services, deposits: Sequence[Deposit], *, matter: str | None
         matter = str(refs.pop()) if len(refs) == 1 and None not in refs else None
     return PacketInput(entries=entries, public_base_url=s.config.public_base_url,
                        service_name=s.keys.origin, generated_at=datetime.now(UTC),
-                       signer_chain_pem=material.chain_pem(), matter=matter, comparison=comparison)
+                       signer_chain_pem=material.chain_pem(), matter=matter, comparison=comparison,
+                       capture=capture)
 
 
 #: Seconds a client should wait before asking again for a packet whose evidence is on its way.
@@ -347,15 +350,15 @@ def deposit_readiness(s: Services, d: Deposit) -> Readiness | None:
 
 def build_packet(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
                  comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
-                 preliminary: bool = False) -> bytes:
+                 preliminary: bool = False, capture: CapturePages | None = None) -> bytes:
     """`build_packet_status` without the status: the PDF bytes."""
     return build_packet_status(s, deposits, matter=matter, comparison=comparison, originals=originals,
-                               preliminary=preliminary)[0]
+                               preliminary=preliminary, capture=capture)[0]
 
 
 def build_packet_status(s: Services, deposits: Sequence[Deposit], *, matter: str | None = None,
                         comparison: Comparison | None = None, originals: dict[str, bytes] | None = None,
-                        preliminary: bool = False) -> tuple[bytes, str]:
+                        preliminary: bool = False, capture: CapturePages | None = None) -> tuple[bytes, str]:
     """The signed packet (one deposit) or matter packet (several) for `deposits`, as PDF bytes; with
     `comparison`, an infringement packet (a comparison page first).
 
@@ -366,7 +369,7 @@ def build_packet_status(s: Services, deposits: Sequence[Deposit], *, matter: str
     if not deposits:
         raise PacketError("a packet needs at least one deposit")
     material = init_packet_material(s.config.home)
-    inp = packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals)
+    inp = packet_input(s, deposits, matter=matter, comparison=comparison, originals=originals, capture=capture)
     rs = packet_readiness([e.bundle for e in inp.entries])
     if not preliminary:
         require_court_ready(s, rs)

@@ -39,6 +39,7 @@ class Services:
     rate_limiter: Any = None
     redis: Any = None
     monitoring: Any = None  # depository.monitoring.service.Monitoring (attach_monitoring)
+    captures: Any = None  # depository.capture.service.Captures (on-demand web captures)
     _started: bool = field(default=False, repr=False)
 
     def start_background(self) -> None:
@@ -68,6 +69,8 @@ class Services:
 
     def close(self) -> None:
         self.stop_background()
+        if self.captures is not None:
+            self.captures.close()
         self.log.close()
         self.engine.dispose()
 
@@ -218,6 +221,16 @@ def build_services(config: Config, *, notary: bool = True) -> Services:
     from depository.monitoring.service import attach_monitoring
 
     attach_monitoring(services)
+    from depository.capture.service import Captures
+
+    runner = None
+    if services.redis is not None:  # captures run in `depository worker`, never in an API process
+        from depository.capture.jobs import RqCaptureRunner
+
+        runner = RqCaptureRunner(config.home, services.redis)
+    from depository.notary import build_stamper
+
+    services.captures = Captures(services, runner=runner, stamper=build_stamper(config)[0])
     return services
 
 

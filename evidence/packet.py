@@ -50,6 +50,7 @@ from reportlab.platypus import (
 
 from evidence import fonts
 from evidence.bundle import ProofBundle
+from evidence.capture_packet import CapturePages, capture_story
 from evidence.checkpoint import SignedCheckpoint
 from evidence.errors import EvidenceError, FormatError
 from evidence.fonts import packet_fonts
@@ -140,6 +141,7 @@ class PacketInput:
     signer_chain_pem: bytes | None = None
     matter: str | None = None
     comparison: Comparison | None = None
+    capture: CapturePages | None = None  # a web capture's pages (evidence.capture_packet), placed first
 
 
 # --- names and small pure helpers --------------------------------------------------------------------
@@ -887,6 +889,8 @@ def render_pages(p: PacketInput) -> bytes:
     story: list[Any] = [] if all(r.court_ready for r in rs) else _preliminary_banner(rs, st)
     if p.comparison is not None:
         story += _comparison_page(p, st)
+    if p.capture is not None:
+        story += capture_story(p.capture, st, FRAME_W)
     if matter:
         story.append(Paragraph("Matter evidence packet", st.h1))
         if p.matter:

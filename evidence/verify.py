@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from evidence.bundle import ProofBundle
+from evidence.capture_packet import capture_checks
 from evidence.checkpoint import SignedCheckpoint, verify_checkpoint
 from evidence.cosignature import parse_cosignature
 from evidence.errors import EvidenceError, FormatError
@@ -466,6 +467,11 @@ def _verify_packet(pdf: bytes, *, file: OriginalFile | None = None, trust: Trust
                             f"the file matches deposit {', '.join(file_matched)}" if file_matched
                             else "the file matches no deposit in this matter packet",
                             "The file you hold must have the hashes recorded in one of the leaves."))
+    originals = {n: d for n, d in packet.files.items() if ORIGINAL_PREFIX in n}
+    for name, ok, detail in capture_checks(originals):
+        checks.append(Check("capture-manifest", ok, f"{name}: {detail}",
+                            "A web capture's signed manifest must verify, and every artefact it lists must be "
+                            "attached with the listed SHA-256, SM3 and size."))
     if SIGNER_CHAIN not in packet.files:
         checks.append(Check("signer-chain", False, "signer-chain.pem attachment missing",
                             "The packet carries its signer's certificate chain."))
