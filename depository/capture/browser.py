@@ -35,6 +35,7 @@ from urllib.parse import urljoin, urlsplit
 
 from depository.capture.warc import Exchange
 from depository.monitoring.fetcher import REDIRECT_STATUSES, Fetcher, FetchError, FetchResult
+from evidence.loops import outside_event_loop
 
 __all__ = ["BrowserUnavailable", "CapturePolicy", "CaptureResult", "browser_available", "capture_browser",
            "capture_http", "chromium_executable"]
@@ -224,7 +225,14 @@ _SCROLL_JS = """() => { window.scrollBy(0, Math.max(200, window.innerHeight));
 
 
 def capture_browser(url: str, policy: CapturePolicy, *, executable: str | None = None) -> CaptureResult:
-    """Render `url` in a fresh headless Chromium context; BrowserUnavailable if it cannot be started."""
+    """Render `url` in a fresh headless Chromium context; BrowserUnavailable if it cannot be started.
+
+    Playwright's sync API refuses to run on a thread with a running event loop (an rq SimpleWorker inside
+    a process that already drives Playwright, say): there it runs on a worker thread of its own."""
+    return outside_event_loop(_capture_browser, url, policy, executable=executable)
+
+
+def _capture_browser(url: str, policy: CapturePolicy, *, executable: str | None = None) -> CaptureResult:
     try:
         from playwright.sync_api import Error as PlaywrightError
         from playwright.sync_api import sync_playwright
